@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Runs every test of the collection, as root, on this machine's real kernel:
+#   sanity       ansible-test sanity --venv (offline-capable)
+#   units        ansible-test units --venv: pure rules and the driver against real mounts
+#   integration  ansible-test integration --venv: the modules and roles on localhost
+#   build        ansible-galaxy collection build + install into an empty path
+#   lint         ansible-lint (production profile) on roles and playbooks
+#   leftovers    fails when a test left an overlay mount or a loop device behind
+#
+# Usage: scripts/test.sh                 every stage
+#        scripts/test.sh units [ARGS...] one stage, ARGS passed to its command
+#                                        (e.g. a test file, or -- -k name for pytest)
+set -uo pipefail
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+if [ -z "${GDO_TEST_NAMESPACE:-}" ]; then
+  bash "$repo/scripts/setup.sh" || exit 1
+  # A private mount namespace: ansible-test needs the collection at
+  # .../ansible_collections/graphdriver/overlay (a symlink is not enough), and a bind mount
+  # made here vanishes with the run whatever happens.
+  exec unshare --mount --propagation private env GDO_TEST_NAMESPACE=1 bash "${BASH_SOURCE[0]}" "$@"
+fi
+
+export HOME=${GDO_HOME:-/var/tmp/graphdriver-overlay/home}
+export ANSIBLE_FORCE_COLOR=0 PY_COLORS=0
+mkdir -p "$HOME"
+export PATH=$repo/.venv/bin:$PATH
+
+work=$(mktemp -d /tmp/gdo-test.XXXXXX)
+collection=$work/ansible_collections/graphdriver/overlay
+mkdir -p "$collection"
+mount --bind "$repo" "$collection"
+cleanup() {
+  umount -l "$collection" 2>/dev/null
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd "$collection" || exit 1
+
+overlay_mounts() { awk '$9 == "overlay" { print $5 }' /proc/self/mountinfo | sort; }
+loop_devices() { losetup -a 2>/dev/null | sort; }
+mounts_before=$(overlay_mounts)
+loops_before=$(loop_devices)
+
+seed_get_pip() {
+  # ansible-test bootstraps pip in each venv with get-pip.py from its CI-files host; seed
+  # its cache with our stand-in and a pip wheel from PyPI only when that host is unreachable.
+  local version cache url
+  version=$(python - <<'PY'
+import re, ansible_test, os
+src = open(os.path.join(os.path.dirname(ansible_test.__file__), "_internal", "python_requirements.py")).read()
+print(re.search(r"pip='([0-9.]+)'", src).group(1))
+PY
+)
+  cache=$HOME/.ansible/test/cache
+  [ -f "$cache/get_pip_${version//./_}.py" ] && return 0
+  url="https://ci-files.testing.ansible.com/ansible-test/get-pip-$version.py"
+  if python -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=10).read(1)" "$url" 2>/dev/null; then
+    return 0
+  fi
+  echo "test: get-pip host unreachable; seeding ansible-test's cache with scripts/offline_get_pip.py and pip $version"
+  mkdir -p "$cache/wheels"
+  pip download -q --no-deps "pip==$version" -d "$cache/wheels" 2> >(grep -v "is ignored" >&2) || return 1
+  cp "$repo/scripts/offline_get_pip.py" "$cache/get_pip_${version//./_}.py"
+}
+
+stage_sanity() { seed_get_pip && ansible-test sanity --venv --python 3.11 "$@"; }
+stage_units() { seed_get_pip && ansible-test units --venv --python 3.11 "$@"; }
+stage_integration() {
+  if [ -z "$(ls tests/integration/targets 2>/dev/null)" ]; then
+    echo "integration: no targets yet"
+    return 0
+  fi
+  seed_get_pip && ansible-test integration --venv --python 3.11 "$@"
+}
+stage_build() {
+  local out="$work/build" dest="$work/installed"
+  mkdir -p "$out" "$dest"
+  ansible-galaxy collection build --output-path "$out" "$@" . &&
+    ansible-galaxy collection install -p "$dest" "$out"/graphdriver-overlay-*.tar.gz &&
+    test -f "$dest/ansible_collections/graphdriver/overlay/MANIFEST.json" &&
+    ! find "$dest/ansible_collections/graphdriver/overlay" -path '*/tests/output' -o -name .venv | grep -q . &&
+    echo "build: $(basename "$out"/graphdriver-overlay-*.tar.gz) installs into an empty path"
+}
+stage_lint() {
+  local targets=()
+  for dir in roles playbooks extensions/molecule; do
+    [ -d "$dir" ] && [ -n "$(ls "$dir")" ] && targets+=("$dir")
+  done
+  ansible-lint --profile production --offline "${targets[@]}" "$@"
+}
+stage_leftovers() {
+  local mounts_after loops_after status=0
+  mounts_after=$(overlay_mounts)
+  loops_after=$(loop_devices)
+  if [ "$mounts_after" != "$mounts_before" ]; then
+    echo "leftovers: overlay mounts left behind by the tests:"
+    comm -13 <(echo "$mounts_before") <(echo "$mounts_after")
+    comm -13 <(echo "$mounts_before") <(echo "$mounts_after") | sort -r | xargs -r -n1 umount -l
+    status=1
+  fi
+  if [ "$loops_after" != "$loops_before" ]; then
+    echo "leftovers: loop devices left behind by the tests:"
+    comm -13 <(echo "$loops_before") <(echo "$loops_after")
+    status=1
+  fi
+  [ $status = 0 ] && echo "leftovers: none"
+  return $status
+}
+
+all_stages=(sanity units integration build lint leftovers)
+if [ $# -gt 0 ] && [[ " ${all_stages[*]} " == *" $1 "* ]]; then
+  stages=("$1")
+  shift
+else
+  stages=("${all_stages[@]}")
+fi
+
+passed=0
+failed=0
+failed_names=()
+for stage in "${stages[@]}"; do
+  echo "=== $stage"
+  start=$SECONDS
+  if "stage_$stage" "$@"; then
+    passed=$((passed + 1))
+    echo "=== $stage: ok ($((SECONDS - start)) s)"
+  else
+    failed=$((failed + 1))
+    failed_names+=("$stage")
+    echo "=== $stage: FAILED ($((SECONDS - start)) s)"
+  fi
+done
+[ $failed -gt 0 ] && echo "failed stages: ${failed_names[*]}"
+echo "stages: $passed passed, $failed failed"
+[ $failed = 0 ]
