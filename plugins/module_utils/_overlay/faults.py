@@ -22,7 +22,7 @@ ENV_VAR = "GRAPHDRIVER_OVERLAY_KILL_AT"
 def _parse(value: str | None) -> tuple[str, int] | None:
     if not value or ":" not in value:
         return None
-    point, _, count = value.rpartition(":")
+    point, count = value.rsplit(":", 1)
     try:
         return point, int(count)
     except ValueError:
