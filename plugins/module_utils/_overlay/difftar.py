@@ -1,0 +1,295 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, graphdriver.overlay contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Writing layer tars: a list of changes (Docker's ``ExportChanges``) or a whole tree (``archive.Tar``).
+
+Entries follow Docker's ``addTarFile``: a PAX-format header built from lstat, mtime truncated
+to whole seconds, no atime, ctime, uname or gname; the mode field holds the permission bits,
+setuid/setgid/sticky and the file type bits (as Docker 19.03's ``fillGo18FileTypeBits`` keeps
+them, so layer digests match Docker's); directory names end in ``/``;
+``security.capability`` is the only xattr exported (as ``SCHILY.xattr.security.capability``,
+version 3 caps turned into version 2); a second name of an inode already written becomes a
+hardlink entry. Deletions become empty ``.wh.<name>`` entries.
+
+Unlike Docker, whiteouts get mtime 0 instead of the clock, so exporting an unchanged layer
+twice gives the same bytes. Headers are written by hand: the stdlib ``tarfile`` costs about ten
+times more per entry (it looks up user and group names), and a layer is mostly small files.
+Large files go through sendfile(2) when ``out`` is a plain file.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import posixpath
+import stat
+import struct
+from typing import Any, BinaryIO, Iterable
+
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import whiteouts
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.changes import DELETE, Change, read_caps
+
+_BLOCK = 512
+_ZEROS = bytes(2 * _BLOCK)
+_FLUSH_AT = 1 << 20
+_CHUNK = 1 << 20
+_MAX_ID = 0o7777777
+_MAX_NUM = 0o77777777777
+_NS = 1000000000
+
+# linux/capability.h: the revision is the high byte of the little-endian magic_etc word.
+_CAP_REVISION_OFFSET = 3
+_CAP_REVISION_2 = 2
+_CAP_REVISION_3 = 3
+_CAP_V2_SIZE = 20
+_CAPS_RECORD = b"SCHILY.xattr.security.capability"
+
+_REG, _LINK, _SYMLINK, _CHR, _BLK, _DIR, _FIFO, _PAX = b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"x"
+_TYPES = {stat.S_IFREG: _REG, stat.S_IFDIR: _DIR, stat.S_IFLNK: _SYMLINK, stat.S_IFCHR: _CHR, stat.S_IFBLK: _BLK, stat.S_IFIFO: _FIFO}
+
+# magic and version, then empty uname and gname: Docker writes no owner names.
+_MAGIC_AND_NAMES = b"ustar\x0000" + bytes(64)
+_NO_DEVICE = b"0000000\x000000000\x00"
+# name, mode+uid+gid+size+mtime, chksum, typeflag, linkname, magic+version+uname+gname, devmajor+devminor, prefix+pad.
+_USTAR = struct.Struct("100s48s8s1s100s72s16s167s")
+# The checksum is computed with its own 8-byte field read as spaces.
+_CHKSUM_FIXED = 8 * ord(" ") + sum(_MAGIC_AND_NAMES)
+# Files from this size on go through sendfile(2) when the output is a plain file: no copies in Python.
+_DIRECT = 128 * 1024
+_SEND_MAX = 1 << 30
+
+
+def _ascii(raw: bytes, width: int) -> bytes:
+    """A best-effort ASCII copy for a field whose real value travels in a PAX record (as Go writes it)."""
+    return bytes(byte for byte in raw if byte < 0x80)[:width]
+
+
+def _pax_record(key: bytes, value: bytes) -> bytes:
+    body = b" " + key + b"=" + value + b"\n"
+    digits = len(b"%d" % len(body))
+    total = len(body) + digits
+    # The length counts its own digits; one more digit is needed when that pushes it past a power of ten.
+    if len(b"%d" % total) > digits:
+        total += 1
+    return b"%d" % total + body
+
+
+def _block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, flag: bytes, linkname: bytes, major: int, minor: int) -> bytes:
+    numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode, uid, gid, size, mtime)
+    devices = b"%07o\0%07o\0" % (major, minor) if major or minor else _NO_DEVICE
+    # Only the variable fields are summed: the fixed ones are folded into _CHKSUM_FIXED.
+    chksum = sum(name + numbers + flag + linkname + devices) + _CHKSUM_FIXED
+    return _USTAR.pack(name, numbers, b"%06o\0 " % chksum, flag, linkname, _MAGIC_AND_NAMES, devices, b"")
+
+
+def tar_header(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, flag: bytes,
+               linkname: bytes = b"", major: int = 0, minor: int = 0, records: dict[bytes, bytes] | None = None) -> bytes:
+    """One entry's header blocks: a PAX extended header first when a value does not fit USTAR or xattrs are given."""
+    fits = max(len(name), len(linkname)) <= 100 and max(uid, gid) <= _MAX_ID and min(size, mtime) >= 0 and max(size, mtime) <= _MAX_NUM
+    if fits and not records and (name + linkname).isascii():
+        return _block(name, mode, uid, gid, size, mtime, flag, linkname, major, minor)
+    pax = dict(records) if records else {}
+    real_name = name
+    if len(name) > 100 or not name.isascii():
+        pax[b"path"] = name
+        name = _ascii(name, 100)
+    if len(linkname) > 100 or not linkname.isascii():
+        pax[b"linkpath"] = linkname
+        linkname = _ascii(linkname, 100)
+    if uid > _MAX_ID:
+        pax[b"uid"] = b"%d" % uid
+        uid = 0
+    if gid > _MAX_ID:
+        pax[b"gid"] = b"%d" % gid
+        gid = 0
+    if size > _MAX_NUM:
+        pax[b"size"] = b"%d" % size
+        size = 0
+    if not 0 <= mtime <= _MAX_NUM:
+        pax[b"mtime"] = b"%d" % mtime
+        mtime = 0
+    block = _block(name, mode, uid, gid, size, mtime, flag, linkname, major, minor)
+    if not pax:
+        return block
+    # Sorted keys keep the extended header reproducible.
+    data = b"".join(_pax_record(key, pax[key]) for key in sorted(pax))
+    head, tail = posixpath.split(real_name.rstrip(b"/"))
+    pax_name = _ascii(posixpath.join(head, b"PaxHeaders.0", tail), 100)
+    return _block(pax_name, 0, 0, 0, len(data), 0, _PAX, b"", 0, 0) + data + bytes(-len(data) % _BLOCK) + block
+
+
+def caps_for_tar(raw: bytes | None) -> bytes | None:
+    """A security.capability value as Docker exports it: v3 turned into v2 (its rootid means nothing elsewhere)."""
+    if not raw:
+        return None
+    if len(raw) > _CAP_REVISION_OFFSET and raw[_CAP_REVISION_OFFSET] == _CAP_REVISION_3:
+        return raw[:_CAP_REVISION_OFFSET] + bytes((_CAP_REVISION_2,)) + raw[_CAP_REVISION_OFFSET + 1:_CAP_V2_SIZE]
+    return raw
+
+
+def _direct_fd(out: BinaryIO) -> int | None:
+    """The fd behind a plain file object, which sendfile may write to; None for anything that transforms or buffers elsewhere."""
+    raw = out.raw if isinstance(out, io.BufferedWriter) else out
+    return raw.fileno() if isinstance(raw, io.FileIO) else None
+
+
+class _TarWriter:
+    """Streams entries to ``out`` through a small buffer and counts the bytes."""
+
+    def __init__(self, out: BinaryIO, idmap: Any) -> None:
+        self._out = out
+        self._buf = bytearray()
+        self._written = 0
+        self._seen: dict[int, bytes] = {}
+        self._idmap = idmap if idmap is not None and not idmap.empty else None
+        self._fd = _direct_fd(out)
+
+    def _emit(self, data: bytes) -> None:
+        if len(data) >= _FLUSH_AT:
+            self._flush()
+            self._out.write(data)
+            self._written += len(data)
+            return
+        self._buf += data
+        if len(self._buf) >= _FLUSH_AT:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._out.write(self._buf)
+            self._written += len(self._buf)
+            self._buf = bytearray()
+
+    def whiteout(self, path: str) -> None:
+        """An empty ``<dir>/.wh.<base>`` entry for a deleted absolute ``path``; mtime 0 for reproducibility."""
+        head, base = posixpath.split(path)
+        name = posixpath.join(head, whiteouts.whiteout_name(base)).lstrip("/")
+        self._emit(tar_header(os.fsencode(name), 0, 0, 0, 0, 0, _REG))
+
+    def add(self, path: bytes, name: bytes) -> bool:
+        """Write ``path`` as entry ``name``; True when it was a directory. Vanished paths and sockets are skipped."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            # The tree may change under a running container; Docker skips such entries too.
+            return False
+        flag = _TYPES.get(stat.S_IFMT(st.st_mode))
+        if flag is None:
+            return False
+        size = 0
+        linkname = b""
+        major = minor = 0
+        if flag == _DIR:
+            if not name.endswith(b"/"):
+                name += b"/"
+        elif flag == _REG:
+            size = st.st_size
+        elif flag == _SYMLINK:
+            linkname = os.readlink(path)
+        elif flag in (_CHR, _BLK):
+            major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
+        caps = caps_for_tar(read_caps(path))
+        records = {_CAPS_RECORD: caps} if caps is not None else None
+        if flag != _DIR and st.st_nlink > 1:
+            # Keyed by inode alone, as Docker does: one tar reads one filesystem.
+            first = self._seen.get(st.st_ino)
+            if first is None:
+                self._seen[st.st_ino] = name
+            else:
+                flag, linkname, size = _LINK, first, 0
+        uid, gid = st.st_uid, st.st_gid
+        if self._idmap is not None and not whiteouts.is_overlay_whiteout(st.st_mode, st.st_rdev):
+            # Whiteouts were made by the kernel and already belong to the host's ids.
+            if not whiteouts.is_whiteout(os.fsdecode(posixpath.basename(name.rstrip(b"/")))):
+                uid, gid = self._idmap.to_container(uid, gid)
+        header = tar_header(name, st.st_mode & (stat.S_IFMT(st.st_mode) | 0o7777), uid, gid, size, st.st_mtime_ns // _NS, flag, linkname, major, minor, records)
+        if size == 0:
+            self._emit(header)
+            return flag == _DIR
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except FileNotFoundError:
+            return False
+        try:
+            if size >= _DIRECT and self._fd is not None:
+                self._emit(header)
+                remaining = self._send(fd, size)
+            else:
+                data = os.read(fd, min(size, _CHUNK))
+                buf = self._buf
+                buf += header
+                buf += data
+                remaining = self._copy(fd, size - len(data)) if data else size
+            # A file that shrank since lstat is padded, as GNU tar does: the header already promised size bytes.
+            self._emit(bytes(remaining + (-size % _BLOCK)))
+        finally:
+            os.close(fd)
+        return False
+
+    def _copy(self, fd: int, remaining: int) -> int:
+        while remaining:
+            chunk = os.read(fd, min(remaining, _CHUNK))
+            if not chunk:
+                break
+            self._emit(chunk)
+            remaining -= len(chunk)
+        return remaining
+
+    def _send(self, fd: int, size: int) -> int:
+        """Copy file data in the kernel straight to the output file; returns the bytes that never came."""
+        self._flush()
+        self._out.flush()
+        remaining = size
+        while remaining:
+            try:
+                sent = os.sendfile(self._fd, fd, None, min(remaining, _SEND_MAX))
+            except OSError as exc:
+                if remaining != size or exc.errno not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+                    raise
+                self._fd = None
+                return self._copy(fd, size)
+            if not sent:
+                break
+            self._written += sent
+            remaining -= sent
+        return remaining
+
+    def tree(self, path: bytes, prefix: bytes) -> None:
+        """Every entry below ``path``, depth first, names sorted bytewise within each directory."""
+        try:
+            names = sorted(os.listdir(path))
+        except FileNotFoundError:
+            return
+        for name in names:
+            child = path + b"/" + name
+            if self.add(child, prefix + name):
+                self.tree(child, prefix + name + b"/")
+
+    def close(self) -> int:
+        """End the archive with two zero blocks, flush, and return the bytes written."""
+        self._emit(_ZEROS)
+        self._flush()
+        return self._written
+
+
+def write_changes_tar(root: str, changes: Iterable[Change], out: BinaryIO, idmap: Any = None) -> int:
+    """Docker's ExportChanges: ``changes`` read from ``root`` written to ``out`` in path order; returns bytes written."""
+    writer = _TarWriter(out, idmap)
+    root_b = os.fsencode(root).rstrip(b"/")
+    for change in sorted(changes, key=Change.sort_key):
+        if change.kind == DELETE:
+            writer.whiteout(change.path)
+        else:
+            rel = os.fsencode(change.path).lstrip(b"/")
+            writer.add(root_b + b"/" + rel, rel)
+    return writer.close()
+
+
+def write_tree_tar(root: str, out: BinaryIO, idmap: Any = None) -> int:
+    """Docker's archive.Tar of the whole tree at ``root`` (root entry left out); returns bytes written."""
+    writer = _TarWriter(out, idmap)
+    writer.tree(os.fsencode(root).rstrip(b"/") or b"/", b"")
+    return writer.close()
