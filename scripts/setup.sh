@@ -38,4 +38,4 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; 
   "$venv/bin/pip" install -q --disable-pip-version-check -r "$repo/requirements-dev.txt" -c "$repo/constraints.txt" 2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
   echo "$want" > "$stamp"
 fi
-echo "setup: ready ($("$venv/bin/ansible" --version | head -1))"
+echo "setup: ready (ansible-core $("$venv/bin/python" -c 'import ansible.release as r; print(r.__version__)'))"

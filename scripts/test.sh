@@ -77,7 +77,7 @@ stage_build() {
   local out="$work/build" dest="$work/installed"
   mkdir -p "$out" "$dest"
   ansible-galaxy collection build --output-path "$out" "$@" . &&
-    ansible-galaxy collection install -p "$dest" "$out"/graphdriver-overlay-*.tar.gz &&
+    ansible-galaxy collection install --force -p "$dest" "$out"/graphdriver-overlay-*.tar.gz &&
     test -f "$dest/ansible_collections/graphdriver/overlay/MANIFEST.json" &&
     ! find "$dest/ansible_collections/graphdriver/overlay" -path '*/tests/output' -o -name .venv | grep -q . &&
     echo "build: $(basename "$out"/graphdriver-overlay-*.tar.gz) installs into an empty path"
@@ -90,18 +90,19 @@ stage_lint() {
   ansible-lint --profile production --offline "${targets[@]}" "$@"
 }
 stage_leftovers() {
-  local mounts_after loops_after status=0
-  mounts_after=$(overlay_mounts)
-  loops_after=$(loop_devices)
-  if [ "$mounts_after" != "$mounts_before" ]; then
-    echo "leftovers: overlay mounts left behind by the tests:"
-    comm -13 <(echo "$mounts_before") <(echo "$mounts_after")
-    comm -13 <(echo "$mounts_before") <(echo "$mounts_after") | sort -r | xargs -r -n1 umount -l
+  # Only what appeared during the run counts: mounts that vanished were not ours to keep.
+  local new_mounts new_loops status=0
+  new_mounts=$(comm -13 <(echo "$mounts_before") <(overlay_mounts))
+  new_loops=$(comm -13 <(echo "$loops_before") <(loop_devices))
+  if [ -n "$new_mounts" ]; then
+    echo "leftovers: overlay mounts left behind by the tests (now unmounted):"
+    echo "$new_mounts"
+    echo "$new_mounts" | sort -r | xargs -r -n1 umount -l
     status=1
   fi
-  if [ "$loops_after" != "$loops_before" ]; then
+  if [ -n "$new_loops" ]; then
     echo "leftovers: loop devices left behind by the tests:"
-    comm -13 <(echo "$loops_before") <(echo "$loops_after")
+    echo "$new_loops"
     status=1
   fi
   [ $status = 0 ] && echo "leftovers: none"

@@ -71,7 +71,7 @@ def _parse_line(line: str) -> MountInfo:
     try:
         separator = fields.index("-", 6)
         mount_id, parent_id = int(fields[0]), int(fields[1])
-        major, _, minor = fields[2].partition(":")
+        major, _sep, minor = fields[2].partition(":")
         fstype, source, super_options = fields[separator + 1:separator + 4]
         return MountInfo(
             mount_id=mount_id,

@@ -196,7 +196,7 @@ class _Feed:
         self._stream = stream
         self._free: queue.SimpleQueue = queue.SimpleQueue()
         self._full: queue.SimpleQueue = queue.SimpleQueue()
-        for _ in range(_BUFFERS):
+        for _round in range(_BUFFERS):
             self._free.put(bytearray(_CHUNK))
         self._hash = hashlib.sha256()
         self._stopping = False
@@ -447,7 +447,7 @@ def _pax_time(raw: bytes) -> int:
     """A PAX time (``seconds[.fraction]``, maybe negative) in nanoseconds."""
     text = raw.decode("ascii")
     sign = -1 if text.startswith("-") else 1
-    whole, _, frac = text.lstrip("-").partition(".")
+    whole, _sep, frac = text.lstrip("-").partition(".")
     if not whole.isdigit() or (frac and not frac.isdigit()):
         raise ValueError("invalid PAX time %r" % raw)
     return sign * (int(whole) * _NS + int((frac + "000000000")[:9]))
@@ -652,7 +652,7 @@ class _Applier:
         if rel == ".":
             self._apply_root(hdr)
             return
-        head, _, base = rel.rpartition("/")
+        head, _sep, base = rel.rpartition("/")
         parent, node = self._resolve(head, hdr.name, True)
         if whiteouts.is_whiteout(base):
             self._skip_data(hdr)
@@ -884,7 +884,7 @@ class _Applier:
         if target_rel.startswith(whiteouts.WHITEOUT_LINK_DIR):
             self._link_aufs_file(path, node, base, hdr, target_rel)
             return
-        head, _, tbase = target_rel.rpartition("/")
+        head, _sep, tbase = target_rel.rpartition("/")
         found = None if target_rel == "." else self._resolve(head, hdr.name, False)
         target = None if found is None else found[0] + "/" + tbase
         try:
@@ -942,7 +942,7 @@ class _Applier:
         if rel == ".":
             path = self.root
         else:
-            head, _, base = rel.rpartition("/")
+            head, _sep, base = rel.rpartition("/")
             found = self._resolve(head, rel, False)
             if found is None:
                 return

@@ -98,7 +98,7 @@ def _run_workers(home, go, count, rounds, locked):
         with open(go, "w", encoding="utf-8"):
             pass
         for worker in workers:
-            _, err = worker.communicate(timeout=300)
+            _out, err = worker.communicate(timeout=300)
             assert worker.returncode == 0, "worker pid %d: expected exit 0, got %d: %s" % (worker.pid, worker.returncode, err.decode())
     finally:
         for worker in workers:
@@ -139,7 +139,7 @@ def test_layer_lock_blocks_until_the_holder_releases_it(scratch):
     released_not_before = time.monotonic() + 0.5
     taker = _spawn(TAKE_LOCK, home, taken)
     for child in (holder, taker):
-        _, err = child.communicate(timeout=60)
+        _out, err = child.communicate(timeout=60)
         assert child.returncode == 0, "pid %d: expected exit 0, got %d: %s" % (child.pid, child.returncode, err.decode())
     with open(taken, encoding="utf-8") as handle:
         acquired = float(handle.read())
@@ -376,7 +376,7 @@ def test_deep_trees_are_cleared_without_recursion_limits(scratch):
     cwd = os.getcwd()
     os.chdir(staging)
     try:
-        for _ in range(1500):
+        for _round in range(1500):
             os.mkdir("d")
             os.chdir("d")
     finally:

@@ -665,7 +665,7 @@ def test_many_files_and_big_files_cross_buffer_boundaries(dest):
 
 
 def test_unhandled_entry_type_is_an_error(dest):
-    info, _ = reg("c", b"abc")
+    info, _unused = reg("c", b"abc")
     info.type = tarfile.CONTTYPE
     with pytest.raises(errors.ArchiveError, match=r'"c": unhandled tar header type 55'):
         apply(dest, tar_bytes((info, b"abc")))
@@ -676,11 +676,17 @@ def test_a_v7_regular_entry_with_a_trailing_slash_is_a_directory(dest):
     assert os.path.isdir(os.path.join(dest, "olddir"))
 
 
+def _child_env(**extra):
+    """The environment for a child interpreter that must import this collection as we do."""
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p), **extra)
+
+
 def test_devices_are_skipped_with_a_warning_in_a_user_namespace(dest):
     raw = tar_bytes(dev("null", tarfile.CHRTYPE, 1, 3), dev("fifo", tarfile.FIFOTYPE), reg("f", b"x"))
     code = ("import io, sys; from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import layertar; "
             "r = layertar.apply_layer(sys.argv[1], io.BytesIO(sys.stdin.buffer.read())); print(r.warnings)")
-    proc = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c", code, dest], input=raw, capture_output=True, check=False)
+    proc = subprocess.run(["unshare", "--user", "--map-root-user", sys.executable, "-c", code, dest], input=raw, env=_child_env(),
+                          capture_output=True, check=False)
     assert proc.returncode == 0, proc.stderr.decode()
     assert sorted(os.listdir(dest)) == ["f", "fifo"], sorted(os.listdir(dest))
     assert b"skipped 1 device node" in proc.stdout
@@ -690,8 +696,8 @@ def test_checkpoint_kills_at_the_nth_entry(dest):
     raw = tar_bytes(reg("one", b"1"), reg("two", b"2"), reg("three", b"3"))
     code = ("import io, sys; from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import layertar; "
             "layertar.apply_layer(sys.argv[1], io.BytesIO(sys.stdin.buffer.read()))")
-    env = dict(os.environ, GRAPHDRIVER_OVERLAY_KILL_AT="apply.entry:3")
-    proc = subprocess.run([sys.executable, "-c", code, dest], input=raw, env=env, capture_output=True, check=False)
+    proc = subprocess.run([sys.executable, "-c", code, dest], input=raw, env=_child_env(GRAPHDRIVER_OVERLAY_KILL_AT="apply.entry:3"),
+                          capture_output=True, check=False)
     assert proc.returncode == -9, "expected SIGKILL at the third entry, got %d: %s" % (proc.returncode, proc.stderr)
     assert sorted(os.listdir(dest)) == ["one", "two"]
 

@@ -92,13 +92,13 @@ ESCAPING_NAMES = ["../x", "../outside/sentinel", "a/../../x", "./../x", "..", ".
 
 @pytest.mark.parametrize("name", ESCAPING_NAMES)
 def test_names_that_climb_out_are_unsafe(scratch, sandbox, name):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, tar_bytes(member(name, data=b"evil")), errors.UnsafePath, match='"%s"' % name.replace(".", r"\."))
 
 
 @pytest.mark.parametrize("name", ["../x", "../outside"])
 def test_directory_names_that_climb_out_are_unsafe(scratch, sandbox, name):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, tar_bytes(member(name, tarfile.DIRTYPE, mode=0o777)), errors.UnsafePath)
 
 
@@ -122,19 +122,19 @@ def test_a_symlink_to_the_root_is_followed_as_dest(scratch, sandbox, target):
 
 
 def test_a_symlink_to_dotdot_at_the_top_is_unsafe(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = tar_bytes(member("up", tarfile.SYMTYPE, linkname=".."), member("up/x", data=b"evil"))
     apply_hostile(scratch, dest, raw, errors.UnsafePath, match='invalid symlink "up" -> ".."')
 
 
 @pytest.mark.parametrize("link, target", [("a/b/up", "../../../outside"), ("a/up", "b/../../.."), ("x", "../x")])
 def test_relative_symlinks_climbing_out_are_unsafe(scratch, sandbox, link, target):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, tar_bytes(member(link, tarfile.SYMTYPE, linkname=target)), errors.UnsafePath)
 
 
 def test_writing_through_a_symlink_to_dotdot_inside_stays_inside(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = tar_bytes(member("a", tarfile.DIRTYPE), member("a/up", tarfile.SYMTYPE, linkname=".."), member("a/up/x", data=b"evil"))
     apply_hostile(scratch, dest, raw)
     with open(os.path.join(dest, "x"), "rb") as handle:
@@ -167,20 +167,20 @@ def test_a_preexisting_absolute_symlink_in_dest_is_resolved_inside(scratch, sand
 
 
 def test_symlink_loops_fail_cleanly(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = tar_bytes(member("a", tarfile.SYMTYPE, linkname="b"), member("b", tarfile.SYMTYPE, linkname="a"), member("a/x", data=b"x"))
     apply_hostile(scratch, dest, raw, errors.ArchiveError, match="too many levels of symbolic links")
 
 
 def test_hardlink_to_etc_passwd_is_resolved_inside_dest(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = tar_bytes(member("h", tarfile.LNKTYPE, linkname="/etc/passwd"))
     apply_hostile(scratch, dest, raw, errors.ArchiveError, match='hardlink target "/etc/passwd" does not exist')
 
 
 @pytest.mark.parametrize("target", ["../outside/sentinel", "../x", "a/../../x", ".."])
 def test_hardlinks_climbing_out_are_unsafe(scratch, sandbox, target):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, tar_bytes(member("h", tarfile.LNKTYPE, linkname=target)), errors.UnsafePath, match="invalid hardlink")
 
 
@@ -199,27 +199,27 @@ def test_hardlink_to_a_symlink_links_the_symlink_itself(scratch, sandbox):
 
 
 def test_hardlink_to_a_directory_is_refused(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = tar_bytes(member("d", tarfile.DIRTYPE), member("h", tarfile.LNKTYPE, linkname="d"))
     apply_hostile(scratch, dest, raw, errors.ArchiveError, match="is a directory")
 
 
 @pytest.mark.parametrize("name", ["../.wh.x", "../outside/.wh.sentinel", "a/../../.wh.x", "../.wh..wh..opq"])
 def test_whiteouts_outside_dest_are_unsafe(scratch, sandbox, name):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, tar_bytes(member(name)), errors.UnsafePath)
 
 
 @pytest.mark.parametrize("name", [".wh..", ".wh...", "a/.wh..", "a/.wh..."])
 def test_whiteouts_of_dot_and_dotdot_are_unsafe(scratch, sandbox, name):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     os.mkdir(os.path.join(dest, "a"))
     apply_hostile(scratch, dest, tar_bytes(member(name)), errors.UnsafePath, match="does not name an entry")
     assert os.path.isdir(os.path.join(dest, "a")), "dest/a must survive"
 
 
 def test_a_root_entry_that_is_not_a_directory_is_refused(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, tar_bytes(member("./", data=b"x")), errors.ArchiveError, match="layer root")
     assert os.path.isdir(dest)
 
@@ -239,44 +239,44 @@ TRUNCATIONS = [
 
 @pytest.mark.parametrize("cut, where", TRUNCATIONS)
 def test_truncated_archives_fail_naming_the_entry(scratch, sandbox, cut, where):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = _valid()
     assert len(raw) > cut
     apply_hostile(scratch, dest, raw[:cut], errors.ArchiveError, match="truncated archive.*" + where)
 
 
 def test_garbage_is_not_a_tar(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, os.urandom(4096), errors.ArchiveError, match="invalid tar header.*at the start of the archive")
 
 
 def test_garbage_after_an_entry_names_that_entry(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     raw = _valid()
     apply_hostile(scratch, dest, raw[:512 + 1024] + b"\x01" * 2048, errors.ArchiveError, match='invalid tar header.*after entry "first"')
 
 
 def test_an_empty_file_is_not_a_tar(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     apply_hostile(scratch, dest, b"", errors.ArchiveError, match="empty.*at the start of the archive")
 
 
 def test_a_zero_block_followed_by_data_is_invalid(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     first = tar_bytes(member("a", data=b"1"))[:1024]
     second = tar_bytes(member("b", data=b"2"))
     apply_hostile(scratch, dest, first + b"\0" * 512 + second, errors.ArchiveError, match="zero block followed by data")
 
 
 def test_an_oversized_extended_header_is_refused(scratch, sandbox):
-    dest, _ = sandbox
-    info, _ = member("f", data=b"x")
+    dest, _unused = sandbox
+    info, _unused = member("f", data=b"x")
     info.pax_headers = {"comment": "c" * (1 << 20)}
     apply_hostile(scratch, dest, tar_bytes((info, b"x")), errors.ArchiveError, match="too long")
 
 
 def test_a_nul_in_a_pax_path_is_refused(scratch, sandbox):
-    dest, _ = sandbox
+    dest, _unused = sandbox
     record = b"19 path=a\0/../../x\n"
     block = tar_bytes(member("././@PaxHeader", data=record))
     raw = bytearray(block[:1024])
