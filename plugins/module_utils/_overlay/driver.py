@@ -358,6 +358,8 @@ class Driver:
         """
         path = self._require(layer_id)
         with self.store.layer_lock(layer_id):
+            # Another process may have removed it while this one waited for the lock.
+            self._require(layer_id)
             parent_root = os.path.join(self.dir(parent), "root") if parent else None
             own_root = os.path.join(path, "root")
             if parent_root and os.path.isdir(parent_root):
@@ -500,6 +502,11 @@ class Driver:
             problem = None
         except errors.OverlayError as exc:
             metadata, problem = {}, str(exc)
+        if image and os.path.lexists(os.path.join(path, "upper")):
+            # Docker reads such a dir as an image layer and never looks at upper/ again.
+            problem = problem or (
+                "layer %s has both root/ and upper/ (%s): it is read as an image layer and its upper is ignored; "
+                "remove it with overlay_layer state=absent force=true and recreate it" % (layer_id, os.path.join(path, "upper")))
         mounted = False if image else self.is_mounted(layer_id, mounts)
         holders = [] if image else self.store.holders(layer_id)
         if links is None:
@@ -649,6 +656,8 @@ class Driver:
         with self.store.layer_lock(layer_id):
             if self._clear_incomplete(layer_id) and not os.path.lexists(path):
                 raise errors.LayerNotFound("layer %s does not exist (an interrupted operation left it incomplete)" % layer_id)
+            # Another process may have removed it while this one waited for the lock.
+            self._require(layer_id)
             if self.is_image(layer_id):
                 return {"changed": False, "path": os.path.join(path, "root")}
             before_holders = self.store.holders(layer_id)

@@ -1,0 +1,452 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, graphdriver.overlay contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+"""Reading an image archive, extracted into a directory, and verifying it before any import.
+
+Two layouts are read (when both are present, as ``docker save`` writes since Docker 25,
+``manifest.json`` wins, as it does for ``docker load``)::
+
+    docker save   manifest.json       [{"Config": "<c>.json", "RepoTags": [...], "Layers": ["<d>/layer.tar", ...]}]
+                  <c>.json            the image config: rootfs.diff_ids, one per layer, base first
+    OCI layout    oci-layout          {"imageLayoutVersion": "1.0.0"}
+                  index.json          {"manifests": [descriptor, ...]}: one image each; a descriptor may
+                                      name a nested index (one manifest per platform)
+                  blobs/<alg>/<hex>   manifests, configs and layers, named by their digest
+
+Nothing in the archive is trusted: an OCI blob must have the size and digest its descriptor
+gives, and the sha256 of each layer's uncompressed tar must be the config's diff_id. A layer
+tar is also walked header by header, so one cut short says so. Layer ids are OCI chain ids
+(image-spec ``config.md``) in hex, the ids Docker's layer store uses for the same layers, so
+images that share base layers share them on disk.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import lzma
+import os
+import platform
+import re
+import zlib
+from dataclasses import asdict, dataclass
+
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, layertar
+
+_DIGEST = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
+_HEX_LENGTH = {"sha256": 64, "sha512": 128}
+_BLOCK = 512
+_CHUNK = 1 << 20
+# Go's tar reader gives these entry types no data section, whatever their size field says.
+_HEADER_ONLY = frozenset(b"123456")
+_INDEX_TYPES = frozenset((
+    "application/vnd.oci.image.index.v1+json",
+    "application/vnd.docker.distribution.manifest.list.v2+json",
+))
+_LAYER_TYPES = {
+    "application/vnd.oci.image.layer.v1.tar": "none",
+    "application/vnd.oci.image.layer.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.v1.tar+zstd": "zstd",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar": "none",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip": "gzip",
+    "application/vnd.oci.image.layer.nondistributable.v1.tar+zstd": "zstd",
+    "application/vnd.docker.image.rootfs.diff.tar.gzip": "gzip",
+    "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip": "gzip",
+}
+# Annotations that name an image in an OCI index (the second is containerd's full reference).
+_NAME_ANNOTATIONS = ("org.opencontainers.image.ref.name", "io.containerd.image.name")
+_GO_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386", "ppc64le": "ppc64le", "s390x": "s390x"}
+_MAX_INDEX_DEPTH = 4
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One layer of the selected image, base first; ``path`` is its tar, maybe compressed."""
+
+    index: int
+    diff_id: str
+    chain_id: str
+    path: str
+    compression: str
+    size: int
+    media_type: str | None
+
+
+@dataclass(frozen=True)
+class Image:
+    """The selected image: where it came from, its names and config digest, and its layers."""
+
+    format: str
+    index: int
+    count: int
+    name: str | None
+    names: list
+    config_digest: str
+    architecture: str | None
+    os: str | None
+    layers: list
+
+    def info(self) -> dict:
+        """The image without its layers, as the module returns it."""
+        found = asdict(self)
+        del found["layers"]
+        return found
+
+
+@dataclass(frozen=True)
+class _Candidate:
+    """An image listed by the archive, not yet read: its names and how to reach its manifest."""
+
+    names: list
+    entry: dict
+
+
+def chain_ids(diff_ids) -> list:
+    """The OCI chain ids (hex, without the algorithm) of a list of diff_ids, base first."""
+    found = []
+    chain = None
+    for diff_id in diff_ids:
+        chain = diff_id if chain is None else "sha256:" + hashlib.sha256(("%s %s" % (chain, diff_id)).encode("ascii")).hexdigest()
+        found.append(chain.partition(":")[2])
+    return found
+
+
+def name_matches(query: str, names) -> bool:
+    """Whether ``query`` names an image called ``names``: exact, or with ``:latest`` and docker.io implied."""
+    wanted = _normal_name(query)
+    return any(_normal_name(name) == wanted for name in names)
+
+
+def _normal_name(name: str) -> str:
+    for prefix in ("docker.io/", "index.docker.io/", "library/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    last = name.rpartition("/")[2]
+    if ":" not in last and "@" not in last:
+        name += ":latest"
+    return name
+
+
+def parse_digest(value, what: str) -> tuple:
+    """``(algorithm, hex)`` of a ``sha256:<hex>`` or ``sha512:<hex>`` digest; ArchiveError naming ``what`` otherwise."""
+    match = _DIGEST.match(value) if isinstance(value, str) else None
+    if match is None or len(match.group(2)) != _HEX_LENGTH[match.group(1)]:
+        raise errors.ArchiveError("%s: %r is not a sha256 or sha512 digest" % (what, value))
+    return match.group(1), match.group(2)
+
+
+def read_image(root: str, image: str | None = None, verify: bool = True) -> Image:
+    """Select an image of the archive extracted in ``root`` (the first unless ``image`` names one) and verify it.
+
+    ``image`` is a name (a RepoTag or an OCI ref name annotation) or a position in the
+    archive. Raises ArchiveError before returning when anything does not match.
+    """
+    root = os.path.realpath(root)
+    if not os.path.isdir(root):
+        raise errors.ArchiveError("image archive %s: not a directory" % root)
+    if os.path.isfile(os.path.join(root, "manifest.json")):
+        fmt, candidates = "docker-save", _docker_candidates(root)
+    elif os.path.isfile(os.path.join(root, "index.json")) or os.path.isfile(os.path.join(root, "oci-layout")):
+        fmt, candidates = "oci", _oci_candidates(root)
+    else:
+        raise errors.ArchiveError("image archive %s: neither a docker save archive (manifest.json) nor an OCI "
+                                  "image layout (oci-layout, index.json)" % root)
+    if not candidates:
+        raise errors.ArchiveError("image archive %s holds no image" % root)
+    position = _select(root, candidates, image)
+    chosen = candidates[position]
+    if fmt == "docker-save":
+        config_path, config, diff_ids, layer_specs = _docker_image(root, chosen.entry, position)
+    else:
+        config_path, config, diff_ids, layer_specs = _oci_image(root, chosen.entry, position)
+    config_digest = "sha256:" + _file_hash(config_path, "sha256")
+    layers = [Layer(index, diff_id, chain_id, spec[0], "none", 0, spec[1])
+              for index, (diff_id, chain_id, spec) in enumerate(zip(diff_ids, chain_ids(diff_ids), layer_specs))]
+    if verify:
+        layers = [verify_layer(layer, len(layers), layer_specs[layer.index][2]) for layer in layers]
+    return Image(fmt, position, len(candidates), chosen.names[0] if chosen.names else None, list(chosen.names),
+                 config_digest, config.get("architecture"), config.get("os"), layers)
+
+
+def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> Layer:
+    """Check a layer's blob against its OCI descriptor (when there is one) and its tar against the diff_id.
+
+    Returns the layer with its compression and size filled in; raises ArchiveError naming the
+    layer (position, diff_id and path) and what is wrong.
+    """
+    where = "layer %d of %d (diff_id %s, %s)" % (layer.index + 1, count, layer.diff_id, layer.path)
+    try:
+        size = os.stat(layer.path).st_size
+        with open(layer.path, "rb") as handle:
+            compression = layertar.detect_compression(handle.read(8))
+    except OSError as exc:
+        raise errors.ArchiveError("%s: cannot read it: %s" % (where, exc.strerror)) from None
+    if descriptor is not None:
+        algorithm, expected = parse_digest(descriptor.get("digest"), where)
+        if isinstance(descriptor.get("size"), int) and size != descriptor["size"]:
+            raise errors.ArchiveError("%s: truncated or corrupt: the blob has %d bytes, its manifest says %d"
+                                      % (where, size, descriptor["size"]))
+        actual = _file_hash(layer.path, algorithm)
+        if actual != expected:
+            raise errors.ArchiveError("%s: digest mismatch: the blob's digest is %s:%s, its manifest says %s:%s"
+                                      % (where, algorithm, actual, algorithm, expected))
+    try:
+        with layertar.open_diff(layer.path) as stream:
+            checker = _TarChecker(stream)
+            digest = layertar.digest_stream(checker)[0]
+            checker.finish()
+    except errors.ArchiveError as exc:
+        raise errors.ArchiveError("%s: truncated or corrupt: %s" % (where, exc)) from None
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        raise errors.ArchiveError("%s: truncated or corrupt: cannot decompress it: %s" % (where, exc)) from None
+    if digest != layer.diff_id:
+        raise errors.ArchiveError("%s: digest mismatch: the uncompressed tar's digest is %s, the image config's diff_id is %s"
+                                  % (where, digest, layer.diff_id))
+    return Layer(layer.index, layer.diff_id, layer.chain_id, layer.path, compression, size, layer.media_type)
+
+
+class _TarChecker:
+    """A stream wrapper that walks the tar headers of what passes through it.
+
+    Feeding ``layertar.digest_stream`` through it checks the tar's structure in the same pass
+    that hashes it: a stream that ends inside a header or inside an entry's data raises.
+    """
+
+    def __init__(self, stream) -> None:
+        self._stream = stream
+        self._header = bytearray()
+        self._skip = 0
+        self._pending = 0
+        self._extension = False
+        self._ended = False
+        self._entry = ""
+        self._offset = 0
+
+    def readinto(self, view) -> int:
+        """Read into ``view`` from the wrapped stream and walk what came."""
+        count = self._stream.readinto(view)
+        if count:
+            self._feed(memoryview(view)[:count])
+        return count
+
+    def _feed(self, data) -> None:
+        pos = 0
+        while pos < len(data) and not self._ended:
+            if self._skip:
+                take = min(self._skip, len(data) - pos)
+                self._skip -= take
+                pos += take
+                continue
+            take = min(_BLOCK - len(self._header), len(data) - pos)
+            self._header += data[pos:pos + take]
+            pos += take
+            if len(self._header) == _BLOCK:
+                self._block(bytes(self._header))
+                self._header.clear()
+        self._offset += len(data)
+
+    def _block(self, block: bytes) -> None:
+        if self._extension:
+            # A GNU sparse header's extension block: byte 504 says whether another follows.
+            self._extension = bool(block[504])
+            if not self._extension:
+                self._skip = self._pending
+            return
+        if block == bytes(_BLOCK):
+            self._ended = True
+            return
+        if not _checksum_ok(block):
+            raise errors.ArchiveError("not a valid tar: a damaged header after entry %r" % self._entry)
+        self._entry = block[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
+        kind = block[156]
+        size = 0 if kind in _HEADER_ONLY else _number(block[124:136])
+        self._pending = -(-size // _BLOCK) * _BLOCK
+        if kind == ord("S") and block[482]:
+            self._extension = True
+        else:
+            self._skip = self._pending
+
+    def finish(self) -> None:
+        """Raise when the stream ended inside a header or an entry."""
+        if self._header or self._skip or self._extension:
+            raise errors.ArchiveError("the tar ends inside %s" % (
+                "entry %r" % self._entry if self._skip else "a header after entry %r" % self._entry))
+
+
+def _checksum_ok(block: bytes) -> bool:
+    try:
+        stored = _number(block[148:156])
+    except ValueError:
+        return False
+    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
+    signed = unsigned - 256 * sum(1 for byte in block[:148] + block[156:] if byte & 0x80)
+    return stored in (unsigned, signed)
+
+
+def _number(raw: bytes) -> int:
+    if raw and raw[0] & 0x80:
+        return int.from_bytes(bytes((raw[0] & 0x7F,)) + raw[1:], "big")
+    text = raw.strip(b" \0")
+    return int(text, 8) if text else 0
+
+
+def _select(root: str, candidates: list, image: str | None) -> int:
+    if image is None or image == "":
+        return 0
+    if image.isdigit():
+        if int(image) < len(candidates):
+            return int(image)
+        raise errors.ArchiveError("image archive %s holds %d image(s): there is no image %s (positions start at 0)"
+                                  % (root, len(candidates), image))
+    for position, candidate in enumerate(candidates):
+        if name_matches(image, candidate.names):
+            return position
+    listing = "; ".join("%d: %s" % (position, ", ".join(c.names) or "(no name)") for position, c in enumerate(candidates))
+    raise errors.ArchiveError("image archive %s has no image named %s; it holds %s" % (root, image, listing))
+
+
+def _docker_candidates(root: str) -> list:
+    manifest = _load_json(root, os.path.join(root, "manifest.json"), "manifest.json")
+    if not isinstance(manifest, list) or not all(isinstance(entry, dict) for entry in manifest):
+        raise errors.ArchiveError("image archive %s: manifest.json is not a list of images" % root)
+    return [_Candidate([tag for tag in entry.get("RepoTags") or [] if isinstance(tag, str)], entry) for entry in manifest]
+
+
+def _docker_image(root: str, entry: dict, position: int) -> tuple:
+    where = "image %d in %s" % (position, os.path.join(root, "manifest.json"))
+    if not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
+        raise errors.ArchiveError("%s: it needs Config (a file name) and Layers (a list)" % where)
+    config_path = _inside(root, entry["Config"], where)
+    config, diff_ids = _diff_ids(root, config_path, len(entry["Layers"]))
+    return config_path, config, diff_ids, [(_inside(root, layer, where), None, None) for layer in entry["Layers"]]
+
+
+def _oci_candidates(root: str) -> list:
+    layout = _load_json(root, os.path.join(root, "oci-layout"), "oci-layout")
+    if not isinstance(layout, dict) or "imageLayoutVersion" not in layout:
+        raise errors.ArchiveError("image archive %s: oci-layout has no imageLayoutVersion" % root)
+    index = _load_json(root, os.path.join(root, "index.json"), "index.json")
+    manifests = index.get("manifests") if isinstance(index, dict) else None
+    if not isinstance(manifests, list) or not all(isinstance(entry, dict) for entry in manifests):
+        raise errors.ArchiveError("image archive %s: index.json has no list of manifests" % root)
+    candidates = []
+    for entry in manifests:
+        annotations = entry.get("annotations") or {}
+        names = [annotations[key] for key in _NAME_ANNOTATIONS if isinstance(annotations.get(key), str)]
+        candidates.append(_Candidate(names, entry))
+    return candidates
+
+
+def _oci_image(root: str, entry: dict, position: int) -> tuple:
+    where = "image %d in %s" % (position, os.path.join(root, "index.json"))
+    manifest = _oci_manifest(root, entry, where, 0)
+    config = manifest.get("config")
+    layers = manifest.get("layers")
+    if not isinstance(config, dict) or not isinstance(layers, list) or not all(isinstance(layer, dict) for layer in layers):
+        raise errors.ArchiveError("%s: its manifest needs a config and a list of layers" % where)
+    config_path = _blob(root, config, where + ", config")
+    config, diff_ids = _diff_ids(root, config_path, len(layers))
+    specs = []
+    for number, layer in enumerate(layers, 1):
+        media_type = layer.get("mediaType")
+        if media_type not in _LAYER_TYPES:
+            raise errors.ArchiveError("%s: layer %d has the media type %r, which is not a tar layer (plain, gzip or zstd)"
+                                      % (where, number, media_type))
+        algorithm, hexdigest = parse_digest(layer.get("digest"), "%s: layer %d" % (where, number))
+        path = _inside(root, "blobs/%s/%s" % (algorithm, hexdigest), where)
+        if not os.path.exists(path):
+            raise errors.ArchiveError("%s: layer %d (%s) is missing: no blob %s%s" % (
+                where, number, diff_ids[number - 1], path,
+                " (a foreign layer, which archives leave out)" if "foreign" in media_type or layer.get("urls") else ""))
+        specs.append((path, media_type, layer))
+    return config_path, config, diff_ids, specs
+
+
+def _oci_manifest(root: str, descriptor: dict, where: str, depth: int) -> dict:
+    path = _blob(root, descriptor, where)
+    document = _load_json(root, path, "the manifest of " + where)
+    if not isinstance(document, dict):
+        raise errors.ArchiveError("%s: its manifest %s is not a JSON object" % (where, path))
+    if descriptor.get("mediaType") not in _INDEX_TYPES and document.get("mediaType") not in _INDEX_TYPES:
+        return document
+    if depth >= _MAX_INDEX_DEPTH:
+        raise errors.ArchiveError("%s: indexes nested deeper than %d" % (where, _MAX_INDEX_DEPTH))
+    return _oci_manifest(root, _platform_entry(document, where), where, depth + 1)
+
+
+def _platform_entry(index: dict, where: str) -> dict:
+    """The entry of a nested index for this machine's architecture, else the first image that is not an attestation."""
+    entries = [entry for entry in index.get("manifests") or [] if isinstance(entry, dict)]
+    images = [entry for entry in entries if (entry.get("platform") or {}).get("os") != "unknown"
+              and (entry.get("annotations") or {}).get("vnd.docker.reference.type") != "attestation-manifest"]
+    if not images:
+        raise errors.ArchiveError("%s: its nested index lists no image" % where)
+    arch = _GO_ARCH.get(platform.machine(), platform.machine())
+    for entry in images:
+        found = entry.get("platform") or {}
+        if found.get("os", "linux") == "linux" and found.get("architecture") == arch:
+            return entry
+    return images[0]
+
+
+def _blob(root: str, descriptor: dict, where: str) -> str:
+    """The path of a blob that exists and matches its descriptor's size and digest."""
+    algorithm, expected = parse_digest(descriptor.get("digest"), where)
+    path = _inside(root, "blobs/%s/%s" % (algorithm, expected), where)
+    try:
+        size = os.stat(path).st_size
+    except OSError as exc:
+        raise errors.ArchiveError("%s: cannot read the blob %s: %s" % (where, path, exc.strerror)) from None
+    if isinstance(descriptor.get("size"), int) and size != descriptor["size"]:
+        raise errors.ArchiveError("%s: the blob %s has %d bytes, its descriptor says %d" % (where, path, size, descriptor["size"]))
+    actual = _file_hash(path, algorithm)
+    if actual != expected:
+        raise errors.ArchiveError("%s: digest mismatch: the blob %s has the digest %s:%s" % (where, path, algorithm, actual))
+    return path
+
+
+def _diff_ids(root: str, config_path: str, layer_count: int) -> tuple:
+    """The image config and its diff_ids, checked against the number of layers the manifest lists."""
+    config = _load_json(root, config_path, "the image config")
+    rootfs = config.get("rootfs") if isinstance(config, dict) else None
+    diff_ids = rootfs.get("diff_ids") if isinstance(rootfs, dict) else None
+    if not isinstance(diff_ids, list):
+        raise errors.ArchiveError("image config %s has no rootfs.diff_ids" % config_path)
+    for number, diff_id in enumerate(diff_ids, 1):
+        if parse_digest(diff_id, "image config %s, diff_id %d" % (config_path, number))[0] != "sha256":
+            raise errors.ArchiveError("image config %s: diff_id %d is %s; only sha256 diff_ids are supported" % (config_path, number, diff_id))
+    if len(diff_ids) != layer_count:
+        raise errors.ArchiveError("image config %s lists %d diff_ids for %d layers" % (config_path, len(diff_ids), layer_count))
+    if not diff_ids:
+        raise errors.ArchiveError("image config %s: the image has no layers" % config_path)
+    return config, diff_ids
+
+
+def _inside(root: str, name: str, where: str) -> str:
+    """``name`` resolved inside ``root``; a path that leaves it (``..``, an absolute path, a symlink) is refused."""
+    if not isinstance(name, str) or os.path.isabs(name) or not os.path.realpath(os.path.join(root, name)).startswith(root + os.sep):
+        raise errors.ArchiveError("%s: the path %r leads outside of the archive" % (where, name))
+    return os.path.realpath(os.path.join(root, name))
+
+
+def _load_json(root: str, path: str, what: str):
+    try:
+        with open(path, "rb") as handle:
+            return json.load(handle)
+    except OSError as exc:
+        raise errors.ArchiveError("image archive %s: cannot read %s (%s): %s" % (root, what, path, exc.strerror)) from None
+    except ValueError as exc:
+        raise errors.ArchiveError("image archive %s: %s (%s) is not valid JSON: %s" % (root, what, path, exc)) from None
+
+
+def _file_hash(path: str, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
+    try:
+        with open(path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(_CHUNK), b""):
+                digest.update(chunk)
+    except OSError as exc:
+        raise errors.ArchiveError("cannot read %s: %s" % (path, exc.strerror)) from None
+    return digest.hexdigest()
