@@ -87,7 +87,8 @@ stage_lint() {
   for dir in roles playbooks extensions/molecule; do
     [ -d "$dir" ] && [ -n "$(ls "$dir")" ] && targets+=("$dir")
   done
-  ansible-lint --profile production --offline "${targets[@]}" "$@"
+  # --offline keeps ansible-lint from installing this collection; it finds it here instead.
+  ANSIBLE_COLLECTIONS_PATH=$work ansible-lint --profile production --offline "${targets[@]}" "$@"
 }
 stage_leftovers() {
   # Only what appeared during the run counts: mounts that vanished were not ours to keep.

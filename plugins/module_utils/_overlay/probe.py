@@ -318,33 +318,69 @@ def check_support(home: str, proc_filesystems: str = "/proc/filesystems", modpro
         return report
 
     home = os.path.normpath(home)
-    report.testdir = home if os.path.exists(home) else os.path.dirname(home)
+    report.testdir = nearest_existing(home)
+    try:
+        before = os.stat(report.testdir)
+    except OSError as exc:
+        report.reason = _go_error("stat", report.testdir, exc)
+        return report
+    try:
+        _probe_testdir(report, home, test_mount)
+    finally:
+        _restore_times(report.testdir, before)
+    return report
+
+
+def nearest_existing(path: str) -> str:
+    """``path`` if it exists, else its nearest existing ancestor.
+
+    Docker probes the home's parent only, which exists once the daemon made its data-root;
+    a fresh host may lack both, and the check must still say something true about it.
+    """
+    while not os.path.exists(path) and os.path.dirname(path) != path:
+        path = os.path.dirname(path)
+    return path
+
+
+def _restore_times(path: str, before: os.stat_result) -> None:
+    """Put back the atime/mtime that the probes' temporary entries changed: facts rewrite nothing."""
+    try:
+        after = os.stat(path)
+        if (after.st_atime_ns, after.st_mtime_ns) != (before.st_atime_ns, before.st_mtime_ns):
+            os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    except OSError:
+        pass
+
+
+def _probe_testdir(report: SupportReport, home: str, test_mount: bool) -> None:
     try:
         report.magic = statfs_magic(report.testdir)
     except OSError as exc:
         report.reason = _go_error("statfs", report.testdir, exc)
-        return report
+        return
     report.backing_fs = fs_name(report.magic)
     if report.magic in INCOMPATIBLE_MAGICS:
         report.reason = "'overlay' is not supported over %s" % report.backing_fs
-        return report
+        return
 
     try:
         report.supports_d_type = supports_d_type(report.testdir)
     except (OSError, errors.OverlayError) as exc:
         report.reason = _go_error("open", exc.filename or report.testdir, exc) if isinstance(exc, OSError) else str(exc)
-        return report
+        return
     if not report.supports_d_type:
         if not report.initialized:
             report.reason = d_type_message(report.backing_fs)
-            return report
+            return
         report.warnings.append(d_type_message(report.backing_fs))
 
     if test_mount:
-        report.test_mount_error = try_test_mount(report.testdir)
+        # Our own state dir, when there is one, keeps the probe's temporary dirs out of home.
+        state_dir = os.path.join(home, ".graphdriver")
+        mount_dir = state_dir if os.path.isdir(state_dir) else report.testdir
+        report.test_mount_error = try_test_mount(mount_dir)
         report.test_mount = report.test_mount_error is None
         if not report.test_mount:
             report.reason = report.test_mount_error
-            return report
+            return
     report.supported = True
-    return report

@@ -318,3 +318,29 @@ def test_check_support_skips_test_mount_when_asked(loopfs):
     testdir = loopfs("tmpfs")
     report = probe.check_support(testdir, test_mount=False)
     assert (report.supported, report.test_mount, report.test_mount_error) == (True, None, None), "%s: got %r" % (testdir, report)
+
+
+def test_check_support_on_a_home_whose_ancestors_are_missing_probes_the_nearest_existing_one(loopfs):
+    mountpoint = loopfs("tmpfs", size_mb=16)
+    home = os.path.join(mountpoint, "var", "lib", "graphdriver", "overlay")
+    report = probe.check_support(home)
+    assert report.supported, "expected support on tmpfs, got reason %r" % report.reason
+    assert report.testdir == mountpoint, "testdir: expected %s, got %s" % (mountpoint, report.testdir)
+    assert os.listdir(mountpoint) == [], "the probe left %r in %s" % (os.listdir(mountpoint), mountpoint)
+
+
+@pytest.mark.parametrize("layout", ["empty home", "home with state dir"])
+def test_check_support_leaves_the_homes_mtime_and_entries_as_they_were(loopfs, layout):
+    home = os.path.join(loopfs("ext4", size_mb=64), "overlay")
+    os.mkdir(home)
+    if layout == "home with state dir":
+        os.mkdir(os.path.join(home, ".graphdriver"))
+    os.utime(home, ns=(1_000_000_000, 2_000_000_000))
+    before = sorted(os.listdir(home))
+    report = probe.check_support(home)
+    after = os.stat(home)
+    assert report.supported, report.reason
+    assert report.test_mount is True
+    # atime moves with any read of the dir (relatime); mtime only with a write.
+    assert after.st_mtime_ns == 2_000_000_000, "%s: mtime changed to %d" % (home, after.st_mtime_ns)
+    assert sorted(os.listdir(home)) == before, "%s: entries changed from %r to %r" % (home, before, sorted(os.listdir(home)))
