@@ -21,8 +21,8 @@ options:
   driver_options:
     description:
       - Driver options as C(key=value) strings, as Docker's C(--storage-opt) for the daemon.
-      - The overlay driver accepts none; any key fails with C(overlay: unknown option <key>) and an item
-        without C(=) fails with C(Unable to parse key/value option: <item>).
+      - "The overlay driver accepts none: any key fails with C(overlay: unknown option <key>) and an item
+        without C(=) fails with C(Unable to parse key/value option: <item>)."
     type: list
     elements: str
     default: []

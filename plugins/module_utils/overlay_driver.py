@@ -54,13 +54,19 @@ def run_module(module, work) -> None:
     with the traceback in ``exception`` for -vvv, never as a module crash.
     """
     started = time.monotonic()
+    failure = None
     try:
         driver = driver_from_module(module)
         result = work(driver)
     except errors.OverlayError as exc:
-        module.fail_json(msg=str(exc), error=type(exc).__name__, elapsed=round(time.monotonic() - started, 3))
+        failure = {"msg": str(exc), "error": type(exc).__name__}
     except OSError as exc:
-        module.fail_json(msg="%s: %s" % (exc.filename or "operating system error", exc.strerror or exc),
-                         error="OSError", exception=traceback.format_exc(), elapsed=round(time.monotonic() - started, 3))
-    result["elapsed"] = round(time.monotonic() - started, 3)
+        failure = {"msg": "%s: %s" % (exc.filename or "operating system error", exc.strerror or exc),
+                   "error": "OSError", "exception": traceback.format_exc()}
+    elapsed = round(time.monotonic() - started, 3)
+    if failure is not None:
+        # Outside the except block: ansible-core 2.19 would otherwise report every expected
+        # failure as an exception during task execution.
+        module.fail_json(elapsed=elapsed, **failure)
+    result["elapsed"] = elapsed
     module.exit_json(**result)

@@ -259,21 +259,31 @@ class Driver:
                 raise errors.LayerConflict("layer %s already exists" % layer_id)
             if parent is not None and not os.path.lexists(self.dir(parent)):
                 raise errors.LayerNotFound("parent layer %s does not exist" % parent)
-            staging = self.store.new_staging(layer_id)
-            try:
-                result = self._build(staging, parent, diff_path)
-                self.store.set_record(layer_id, {
-                    "parent": parent, "diff_digest": result["diff_digest"], "applied_size": result["applied_size"]})
-                faults.checkpoint("create.commit")
-                os.rename(staging, self.dir(layer_id))
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    kernel.recursive_unmount(staging)
-                shutil.rmtree(staging, ignore_errors=True)
-                if not os.path.lexists(self.dir(layer_id)):
-                    with contextlib.suppress(errors.OverlayError, OSError):
-                        self.store.drop_record(layer_id)
-                raise
+            # The parent's lock keeps it from being removed while the child is built on it.
+            # Creates cannot wait on each other in a cycle: each checked, under its own lock,
+            # that its id is free and its parent exists before waiting for the parent's lock.
+            with self.store.layer_lock(parent) if parent is not None else contextlib.nullcontext():
+                if parent is not None and not os.path.lexists(self.dir(parent)):
+                    raise errors.LayerNotFound("parent layer %s does not exist" % parent)
+                result = self._create_locked(layer_id, parent, diff_path)
+        return result
+
+    def _create_locked(self, layer_id: str, parent: str | None, diff_path: str | None) -> dict:
+        staging = self.store.new_staging(layer_id)
+        try:
+            result = self._build(staging, parent, diff_path)
+            self.store.set_record(layer_id, {
+                "parent": parent, "diff_digest": result["diff_digest"], "applied_size": result["applied_size"]})
+            faults.checkpoint("create.commit")
+            os.rename(staging, self.dir(layer_id))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                kernel.recursive_unmount(staging)
+            shutil.rmtree(staging, ignore_errors=True)
+            if not os.path.lexists(self.dir(layer_id)):
+                with contextlib.suppress(errors.OverlayError, OSError):
+                    self.store.drop_record(layer_id)
+            raise
         return result
 
     def _build(self, staging: str, parent: str | None, diff_path: str | None) -> dict:
@@ -528,11 +538,34 @@ class Driver:
             result["problem"] = problem
         if sizes:
             try:
-                result["size"] = self.diff_size(layer_id, result["parent"])
+                result["size"] = self._size_without_mounting(layer_id, result["parent"])
             except errors.OverlayError as exc:
                 result["size"] = None
                 result.setdefault("problem", str(exc))
         return result
+
+    def _size_without_mounting(self, layer_id: str, parent: str | None) -> int | None:
+        """DiffSize for facts, which must not mount or write: None where only a mount could tell.
+
+        A container layer without a recorded parent is measured against its lower, as Docker
+        measures the layers it made.
+        """
+        path = self.dir(layer_id)
+        if self.is_image(layer_id):
+            root = os.path.join(path, "root")
+            old = os.path.join(self.dir(parent), "root") if parent else None
+            if old is not None and not os.path.isdir(old):
+                return None
+            return changes_mod.changes_size(root, changes_mod.changes_dirs(root, old))
+        lower = self.lower_id(layer_id)
+        if parent not in (None, lower):
+            return None
+        upper = os.path.join(path, "upper")
+        try:
+            found = changes_mod.changes_from_upper(upper, os.path.join(self.dir(lower), "root"))
+        except changes_mod.NeedsMergedView:
+            return None
+        return changes_mod.changes_size(upper, found)
 
     def facts(self, sizes: bool = False) -> dict:
         """Everything overlay_facts reports; creates and rewrites nothing under home."""
@@ -698,6 +731,8 @@ class Driver:
 
     def put(self, layer_id: str) -> None:
         """Docker's Put: release one Get; the last release unmounts. Never fails, as in Docker."""
+        if self.is_image(layer_id):
+            return
         count = self._api_refs.get(layer_id, 0) - 1
         if count > 0:
             self._api_refs[layer_id] = count

@@ -907,3 +907,33 @@ def test_a_corrupt_record_of_one_layer_does_not_break_the_others(drv):
     with pytest.raises(errors.LayerBusy):
         drv.remove("img", force=False)
     assert drv.remove("other", force=False)
+
+
+def _snapshot(top: str) -> dict:
+    """Every path below ``top`` with its type, mode and mtime."""
+    seen = {}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = os.path.join(dirpath, name)
+            st = os.lstat(path)
+            seen[os.path.relpath(path, top)] = (st.st_mode, st.st_mtime_ns)
+    return seen
+
+
+def test_facts_with_sizes_on_a_docker_made_home_write_nothing_and_mount_nothing(make_driver, scratch):
+    home = os.path.join(scratch, "docker", "overlay")
+    os.makedirs(os.path.join(home, "img1", "root", "etc"))
+    with open(os.path.join(home, "img1", "root", "etc", "os"), "w", encoding="ascii") as handle:
+        handle.write("base")
+    for sub in ("upper/etc", "work"):
+        os.makedirs(os.path.join(home, "ctr1", sub))
+    with open(os.path.join(home, "ctr1", "lower-id"), "w", encoding="ascii") as handle:
+        handle.write("img1")
+    with open(os.path.join(home, "ctr1", "upper", "etc", "new"), "w", encoding="ascii") as handle:
+        handle.write("ab")
+    before = _snapshot(home)
+    facts = make_driver(home).facts(sizes=True)
+    assert _snapshot(home) == before, "facts changed %s" % home
+    assert facts["mounts"] == [], "facts mounted %r" % facts["mounts"]
+    assert facts["layers"]["img1"]["size"] == 4, facts["layers"]["img1"]
+    assert facts["layers"]["ctr1"]["size"] == 2, "a Docker container layer is measured against its lower: %r" % facts["layers"]["ctr1"]

@@ -1,0 +1,215 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, graphdriver.overlay contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: overlay_facts
+short_description: Report overlay support and the layers of a Docker legacy overlay driver home
+version_added: 0.1.0
+description:
+  - Runs the checks of Docker's overlay driver Init (the C(overlay) module, the backing filesystem,
+    d_type support, a test mount) and reports their outcome instead of failing on a host without support.
+  - Lists every layer under O(home), Docker's own included, with its record, and the layers mounted now
+    according to the kernel.
+  - Creates and rewrites nothing under O(home); a missing or empty O(home) stays so.
+author:
+  - graphdriver.overlay contributors (@graphdriver)
+extends_documentation_fragment:
+  - graphdriver.overlay.driver
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: none
+  facts:
+    support: full
+  platform:
+    platforms: linux
+options:
+  sizes:
+    description:
+      - Also compute each layer's size (Docker's DiffSize against its parent), which walks the layer trees.
+    type: bool
+    default: false
+seealso:
+  - module: graphdriver.overlay.overlay_layer
+  - module: graphdriver.overlay.overlay_mount
+"""
+
+EXAMPLES = r"""
+- name: Gather overlay facts
+  graphdriver.overlay.overlay_facts:
+
+- name: Stop early on a host that cannot run the overlay driver
+  ansible.builtin.assert:
+    that: ansible_facts.overlay.supported
+    fail_msg: "overlay is not usable here: {{ ansible_facts.overlay.reason }}"
+
+- name: Show the layers that are mounted now
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.overlay.mounts }}"
+
+- name: Inspect an existing Docker overlay store, with the size of each layer
+  graphdriver.overlay.overlay_facts:
+    home: /var/lib/docker/overlay
+    sizes: true
+
+- name: Find the layers that an interrupted run left incomplete
+  ansible.builtin.debug:
+    msg: "{{ ansible_facts.overlay.layers | dict2items | selectattr('value.incomplete') | map(attribute='key') | list }}"
+"""
+
+RETURN = r"""
+ansible_facts:
+  description: Facts to add to ansible_facts.
+  returned: always
+  type: complex
+  contains:
+    overlay:
+      description: What the driver found on the host and under O(home).
+      returned: always
+      type: complex
+      contains:
+        supported:
+          description: Whether the overlay driver can run at O(home).
+          type: bool
+          sample: true
+        reason:
+          description:
+            - Why not, in Docker's words, or V(null) when supported.
+            - For example C('overlay' is not supported over btrfs).
+          type: str
+          sample: null
+        backing_fs:
+          description: Docker's name of the filesystem under O(home) (its parent while O(home) is missing), or C(<unknown>).
+          type: str
+          sample: extfs
+        supports_d_type:
+          description: Whether that filesystem returns d_type in directory listings; V(null) when not probed.
+          type: bool
+          sample: true
+        test_mount:
+          description: Whether a test overlay mount worked; V(null) when it was not tried.
+          type: bool
+          sample: true
+        home:
+          description: The absolute path of O(home).
+          type: str
+          sample: /var/lib/graphdriver/overlay
+        initialized:
+          description: Whether O(home) exists and is not empty (Docker's rule).
+          type: bool
+          sample: true
+        status:
+          description: Docker's Status, pairs of name and value.
+          type: list
+          elements: list
+          sample: [["Backing Filesystem", "extfs"], ["Supports d_type", "true"]]
+        warnings:
+          description: Warnings from the support checks, such as d_type missing on an initialized home.
+          type: list
+          elements: str
+          sample: []
+        layers:
+          description: Every layer under O(home), by id.
+          type: dict
+          contains:
+            id:
+              description: The layer id.
+              type: str
+              sample: web-1
+            parent:
+              description: The recorded parent; V(null) for a base layer, or where no parent was recorded (a layer made by Docker).
+              type: str
+              sample: app
+            kind:
+              description: V(image) (has C(root/)) or V(container) (C(upper/), C(work/), C(lower-id)).
+              type: str
+              sample: container
+            metadata:
+              description:
+                - Docker's GetMetadata.
+                - C(RootDir) for an image layer; C(LowerDir), C(UpperDir), C(WorkDir) and C(MergedDir) for a container layer.
+              type: dict
+              sample:
+                LowerDir: /var/lib/graphdriver/overlay/app/root
+                UpperDir: /var/lib/graphdriver/overlay/web-1/upper
+                WorkDir: /var/lib/graphdriver/overlay/web-1/work
+                MergedDir: /var/lib/graphdriver/overlay/web-1/merged
+            mounted:
+              description: Whether the kernel has the layer's C(merged) dir mounted now; always V(false) for an image layer.
+              type: bool
+              sample: true
+            holders:
+              description: The holders persisted for the layer.
+              type: list
+              elements: str
+              sample: [ansible]
+            refcount:
+              description: The number of holders.
+              type: int
+              sample: 1
+            diff_digest:
+              description: C(sha256:<hex>) of the uncompressed tar that was applied, or V(null).
+              type: str
+              sample: null
+            applied_size:
+              description: What ApplyDiff returned, or V(null).
+              type: int
+              sample: null
+            size:
+              description: Docker's DiffSize against the parent, the bytes of the files added or changed; V(null) when it cannot be computed.
+              type: int
+              returned: when O(sizes=true)
+              sample: 4096
+            children:
+              description: Ids of the layers that name this one as parent or lower.
+              type: list
+              elements: str
+              sample: []
+            incomplete:
+              description: Whether leftovers of an interrupted operation are present.
+              type: bool
+              sample: false
+            problem:
+              description: Why part of the record could not be read (a damaged layer).
+              type: str
+              returned: when the layer is damaged
+        mounts:
+          description: The ids whose C(merged) dir is an overlay mount now, read from the kernel.
+          type: list
+          elements: str
+          sample: [web-1]
+        incomplete:
+          description: The ids that an interrupted operation left incomplete, including ids whose layer dir is gone.
+          type: list
+          elements: str
+          sample: []
+        problems:
+          description: Layer ids whose state could not be read, with the reason.
+          type: dict
+          sample: {}
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import tasks
+from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, run_module
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(sizes={"type": "bool", "default": False}),
+        supports_check_mode=True,
+    )
+    run_module(module, lambda driver: tasks.facts(driver, module.params))
+
+
+if __name__ == "__main__":
+    main()

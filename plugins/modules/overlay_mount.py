@@ -1,0 +1,169 @@
+#!/usr/bin/python
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, graphdriver.overlay contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+
+from __future__ import annotations
+
+DOCUMENTATION = r"""
+module: overlay_mount
+short_description: Mount and unmount container layers of Docker's legacy overlay graph driver
+version_added: 0.1.0
+description:
+  - Mounts a container layer's overlay on C(<home>/<id>/merged) for a named O(holder), and unmounts it
+    when the last holder lets go, as Docker's Get and Put do.
+  - Each holder is one reference. The holders are kept on disk under O(home), so separate processes and
+    separate runs agree on the refcount, and the kernel's mount table always wins over the stored state
+    (a layer held on disk but not mounted, after a reboot say, is mounted again).
+  - An image layer needs no mount; its path is its root.
+author:
+  - graphdriver.overlay contributors (@graphdriver)
+extends_documentation_fragment:
+  - graphdriver.overlay.driver
+  - ansible.builtin.action_common_attributes
+attributes:
+  check_mode:
+    support: full
+  diff_mode:
+    support: full
+    details:
+      - Returns C(mounted) and C(holders) before and after the run.
+  platform:
+    platforms: linux
+options:
+  id:
+    description:
+      - The id of the layer to mount, normally a container layer made by M(graphdriver.overlay.overlay_layer).
+    type: str
+    required: true
+  state:
+    description:
+      - V(mounted) adds O(holder) and mounts the overlay if it is not mounted.
+      - V(unmounted) drops O(holder); the last holder out unmounts the overlay (lazily) and removes C(merged).
+    type: str
+    choices: [mounted, unmounted]
+    default: mounted
+  holder:
+    description:
+      - Who holds the mount, for example a service or a playbook name. One holder counts once however often
+        it mounts.
+      - Must match C(^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$).
+    type: str
+    default: ansible
+  mount_label:
+    description:
+      - An SELinux context for the mount, passed as C(context="<label>").
+      - Ignored, with a warning, on a host without SELinux.
+    type: str
+  force:
+    description:
+      - With O(state=unmounted), drop every holder and unmount, whoever holds the layer.
+    type: bool
+    default: false
+notes:
+  - O(state=mounted) on a missing layer fails with C(layer <id> does not exist); O(state=unmounted) on a missing
+    layer reports RV(ignore:changed=false).
+  - A container layer whose lower layer was removed fails to mount with a message naming the missing layer.
+seealso:
+  - module: graphdriver.overlay.overlay_layer
+  - module: graphdriver.overlay.overlay_facts
+"""
+
+EXAMPLES = r"""
+- name: Create a container layer on an image layer
+  graphdriver.overlay.overlay_layer:
+    id: web-1
+    parent: app
+
+- name: Mount it for the web service
+  graphdriver.overlay.overlay_mount:
+    id: web-1
+    holder: web
+  register: web_1
+
+- name: Use the merged root filesystem
+  ansible.builtin.command:
+    cmd: chroot {{ web_1.path }} /usr/bin/env
+  changed_when: false
+
+- name: Let the backup job hold it too, so it stays mounted until both let go
+  graphdriver.overlay.overlay_mount:
+    id: web-1
+    holder: backup
+
+- name: Release the web service's hold
+  graphdriver.overlay.overlay_mount:
+    id: web-1
+    holder: web
+    state: unmounted
+
+- name: Unmount it whoever still holds it
+  graphdriver.overlay.overlay_mount:
+    id: web-1
+    state: unmounted
+    force: true
+"""
+
+RETURN = r"""
+path:
+  description: The merged dir of a container layer, or the root of an image layer.
+  returned: always
+  type: str
+  sample: /var/lib/graphdriver/overlay/web-1/merged
+mounted:
+  description: Whether the kernel has the overlay mounted on RV(path) after the run; always V(false) for an image layer.
+  returned: always
+  type: bool
+  sample: true
+holders:
+  description: The holders of the layer after the run, sorted.
+  returned: always
+  type: list
+  elements: str
+  sample: [ansible, web]
+refcount:
+  description: The number of holders.
+  returned: always
+  type: int
+  sample: 2
+kind:
+  description: V(image) or V(container); V(null) when the layer does not exist.
+  returned: always
+  type: str
+  sample: container
+modifications:
+  description: What the run did, in words (in check mode, what it would do).
+  returned: always
+  type: list
+  elements: str
+  sample: ["added holder web", "mounted /var/lib/graphdriver/overlay/web-1/merged"]
+elapsed:
+  description: Seconds the module took.
+  returned: always
+  type: float
+  sample: 0.012
+"""
+
+from ansible.module_utils.basic import AnsibleModule
+
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import tasks
+from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, run_module
+
+
+def main() -> None:
+    module = AnsibleModule(
+        argument_spec=argument_spec(
+            id={"type": "str", "required": True},
+            state={"type": "str", "choices": ["mounted", "unmounted"], "default": "mounted"},
+            holder={"type": "str", "default": "ansible"},
+            mount_label={"type": "str"},
+            force={"type": "bool", "default": False},
+        ),
+        supports_check_mode=True,
+    )
+    run_module(module, lambda driver: tasks.mount(driver, module.params, module.check_mode, module._diff))
+
+
+if __name__ == "__main__":
+    main()
