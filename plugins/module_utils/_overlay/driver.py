@@ -505,20 +505,30 @@ class Driver:
         one reading across every layer.
         """
         path = self._require(layer_id)
-        record = self.store.record(layer_id) or {}
+        problems = []
+        try:
+            record = self.store.record(layer_id) or {}
+        except errors.CorruptState as exc:
+            record = {}
+            problems.append(str(exc))
         image = self.is_image(layer_id)
         try:
             metadata = self.get_metadata(layer_id)
-            problem = None
         except errors.OverlayError as exc:
-            metadata, problem = {}, str(exc)
+            metadata = {}
+            problems.append(str(exc))
+        problem = problems[0] if problems else None
         if image and os.path.lexists(os.path.join(path, "upper")):
             # Docker reads such a dir as an image layer and never looks at upper/ again.
             problem = problem or (
                 "layer %s has both root/ and upper/ (%s): it is read as an image layer and its upper is ignored; "
                 "remove it with overlay_layer state=absent force=true and recreate it" % (layer_id, os.path.join(path, "upper")))
         mounted = False if image else self.is_mounted(layer_id, mounts)
-        holders = [] if image else self.store.holders(layer_id)
+        try:
+            holders = [] if image else self.store.holders(layer_id)
+        except errors.CorruptState as exc:
+            holders = []
+            problem = problem or str(exc)
         if links is None:
             links = {other: self._links(other) for other in self.list_layers()}
         result = {
@@ -589,6 +599,9 @@ class Driver:
         for layer_id, problem in problems.items():
             if layer_id in layers:
                 layers[layer_id].setdefault("problem", problem)
+        for layer_id, record in layers.items():
+            if record.get("problem"):
+                problems.setdefault(layer_id, record["problem"])
         leftovers = sorted(set(self.store.leftover_ids()) - set(ids)) if os.path.isdir(self.home) else []
         return {
             "supported": report.supported,

@@ -378,7 +378,11 @@ def _probe_testdir(report: SupportReport, home: str, test_mount: bool) -> None:
         # Our own state dir, when there is one, keeps the probe's temporary dirs out of home.
         state_dir = os.path.join(home, ".graphdriver")
         mount_dir = state_dir if os.path.isdir(state_dir) else report.testdir
-        report.test_mount_error = try_test_mount(mount_dir)
+        before = os.stat(mount_dir)
+        try:
+            report.test_mount_error = try_test_mount(mount_dir)
+        finally:
+            _restore_times(mount_dir, before)
         report.test_mount = report.test_mount_error is None
         if not report.test_mount:
             report.reason = report.test_mount_error

@@ -335,6 +335,7 @@ def test_check_support_leaves_the_homes_mtime_and_entries_as_they_were(loopfs, l
     os.mkdir(home)
     if layout == "home with state dir":
         os.mkdir(os.path.join(home, ".graphdriver"))
+        os.utime(os.path.join(home, ".graphdriver"), ns=(1_000_000_000, 2_000_000_000))
     os.utime(home, ns=(1_000_000_000, 2_000_000_000))
     before = sorted(os.listdir(home))
     report = probe.check_support(home)
@@ -344,3 +345,7 @@ def test_check_support_leaves_the_homes_mtime_and_entries_as_they_were(loopfs, l
     # atime moves with any read of the dir (relatime); mtime only with a write.
     assert after.st_mtime_ns == 2_000_000_000, "%s: mtime changed to %d" % (home, after.st_mtime_ns)
     assert sorted(os.listdir(home)) == before, "%s: entries changed from %r to %r" % (home, before, sorted(os.listdir(home)))
+    state_dir = os.path.join(home, ".graphdriver")
+    if os.path.isdir(state_dir):
+        assert os.listdir(state_dir) == [], "%s: the probe left %r" % (state_dir, os.listdir(state_dir))
+        assert os.stat(state_dir).st_mtime_ns == 2_000_000_000, "%s: mtime changed" % state_dir
