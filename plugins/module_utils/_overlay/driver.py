@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import hashlib
 import os
 import re
 import shutil
@@ -72,7 +73,6 @@ class _HashingWriter:
     """A file wrapper that hashes and counts what is written through it."""
 
     def __init__(self, handle):
-        import hashlib  # pylint: disable=import-outside-toplevel
         self._handle = handle
         self.sha256 = hashlib.sha256()
         self.size = 0
@@ -820,7 +820,7 @@ class Driver:
                 result = self.diff(layer_id, parent, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            result["changed"] = _file_digest(dest) != result["diff_digest"]
+            result["changed"] = file_digest(dest) != result["diff_digest"]
             if result["changed"]:
                 os.rename(tmp, dest)
         finally:
@@ -829,8 +829,8 @@ class Driver:
         return result
 
 
-def _file_digest(path: str) -> str | None:
-    import hashlib  # pylint: disable=import-outside-toplevel
+def file_digest(path: str) -> str | None:
+    """``sha256:<hex>`` of a file's bytes, or None when it does not exist."""
     digest = hashlib.sha256()
     try:
         with open(path, "rb") as handle:

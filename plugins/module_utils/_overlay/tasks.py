@@ -13,11 +13,10 @@ what the run did or, in check mode, would do.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, layertar
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import selinux_enabled, validate_id
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import file_digest, selinux_enabled, validate_id
 
 STORAGE_OPT_UNSUPPORTED = "--storage-opt is not supported for overlay"
 NO_HOLDERS = {"mounted": False, "holders": []}
@@ -32,17 +31,6 @@ class _NullSink:
 
     def flush(self) -> None:
         """Nothing is buffered."""
-
-
-def _file_digest(path: str) -> str | None:
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        return None
-    return "sha256:" + digest.hexdigest()
 
 
 def diff_digest(path: str) -> str:
@@ -272,7 +260,7 @@ class LayerTask:
             if not os.path.isdir(os.path.dirname(dest)):
                 raise errors.InvalidArgument("cannot export layer %s to %s: the directory %s does not exist" % (self.id, dest, os.path.dirname(dest)))
             outcome = driver.diff(self.id, parent, _NullSink())
-            outcome["changed"] = _file_digest(dest) != outcome["diff_digest"]
+            outcome["changed"] = file_digest(dest) != outcome["diff_digest"]
         else:
             outcome = driver.export(self.id, parent, dest)
         if outcome["changed"]:
