@@ -29,6 +29,7 @@ import errno
 import functools
 import os
 import stat
+import sys
 from typing import NamedTuple
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, whiteouts
@@ -43,6 +44,7 @@ _KIND_RANK = {MODIFY: 0, ADD: 1, DELETE: 2}
 _CAPS_XATTR = "security.capability"
 _CHUNK = 256 * 1024
 _NS = 1000000000
+_FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
 
 
 class NeedsMergedView(errors.OverlayError):
@@ -223,69 +225,141 @@ def changes_dirs(new_root: str, old_root: str | None = None) -> list[Change]:
     return out
 
 
-def _overlay_state(path: str) -> bool:
-    """Whether ``path`` is an opaque dir; raises NeedsMergedView for redirect and metacopy entries."""
+class UpperChanges(list):
+    """The sorted changes of ``changes_from_upper``, with what the walk learnt about each upper entry.
+
+    ``seen`` maps a change's path to the ``(lstat result, xattr names)`` of its upper entry, read
+    once during the walk, and ``upper`` is the directory they were read from. ``write_changes_tar``
+    and ``changes_size`` reuse them for that same root instead of asking the kernel again.
+    """
+
+    def __init__(self, items=(), upper: str = "", seen: dict | None = None) -> None:
+        super().__init__(items)
+        self.upper = upper
+        self.seen = {} if seen is None else seen
+
+
+def _overlay_names(path: str) -> list:
+    """The xattr names of an upper entry; raises NeedsMergedView for redirect and metacopy entries."""
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError as exc:
         if exc.errno in (errno.ENOTSUP, errno.ENOENT):
-            return False
+            return []
         raise
-    for name in (whiteouts.OVERLAY_REDIRECT_XATTR, whiteouts.OVERLAY_METACOPY_XATTR):
-        if name in names:
-            raise NeedsMergedView("%s carries %s: changes of this layer can only be read through its merged view" % (path, name))
+    if names:
+        for name in (whiteouts.OVERLAY_REDIRECT_XATTR, whiteouts.OVERLAY_METACOPY_XATTR):
+            if name in names:
+                raise NeedsMergedView("%s carries %s: changes of this layer can only be read through its merged view" % (path, name))
+    return names
+
+
+def _is_opaque(path: str, names: list) -> bool:
     if whiteouts.OVERLAY_OPAQUE_XATTR not in names:
         return False
     return whiteouts.is_opaque_value(os.getxattr(path, whiteouts.OVERLAY_OPAQUE_XATTR, follow_symlinks=False))
 
 
-def _add_upper_tree(rel: str, path: str, st: os.stat_result, out: list[Change]) -> None:
-    _overlay_state(path)
+def _caps_of(path: str, names: list) -> bytes | None:
+    """read_caps with the xattr names already listed."""
+    if _CAPS_XATTR not in names:
+        return None
+    try:
+        return os.getxattr(path, _CAPS_XATTR, follow_symlinks=False)
+    except OSError:
+        return None
+
+
+def _upper_modified(old_path: str, old_st: os.stat_result, new_path: str, new_st: os.stat_result, new_names: list) -> bool:
+    """_modified, with the upper entry's xattr names already listed."""
+    if stat_differs(meta_of(old_st), meta_of(new_st)):
+        return True
+    if (read_caps(old_path) or None) != (_caps_of(new_path, new_names) or None):
+        return True
+    if old_st.st_dev == new_st.st_dev and old_st.st_ino == new_st.st_ino:
+        return False
+    if stat.S_ISREG(new_st.st_mode):
+        return new_st.st_size > 0 and not _same_content(old_path, new_path)
+    if stat.S_ISLNK(new_st.st_mode):
+        return not _same_target(old_path, new_path)
+    return False
+
+
+def _add_upper_tree(rel: str, path: str, st: os.stat_result, names: list, out: list[Change], seen: dict) -> None:
     if whiteouts.is_overlay_whiteout(st.st_mode, st.st_rdev):
         return
     out.append(Change(rel, ADD))
+    seen[rel] = (st, names)
     if stat.S_ISDIR(st.st_mode):
-        for entry in _scan(path).values():
-            _add_upper_tree(_child(rel, entry.name), entry.path, entry.stat(follow_symlinks=False), out)
+        with os.scandir(path) as entries:
+            for entry in entries:
+                child = entry.path
+                _add_upper_tree(rel + "/" + entry.name, child, entry.stat(follow_symlinks=False), _overlay_names(child), out, seen)
 
 
-def _walk_upper(rel: str, upper_dir: str, lower_dir: str | None, opaque: bool, out: list[Change]) -> bool:
+def _walk_upper(rel: str, upper_dir: str, lower_dir: str | None, opaque: bool, out: list[Change], seen: dict) -> bool:
     start = len(out)
-    lower_entries = _scan(lower_dir)
-    for name, entry in _scan(upper_dir).items():
-        path = _child(rel, name)
+    # Only an opaque dir needs the lower listing (its other names are deletions); elsewhere
+    # one lstat per upper name answers whether the lower has it, without reading big lower dirs.
+    lower_entries = _scan(lower_dir) if opaque else None
+    lower_prefix = None if lower_dir is None else lower_dir + "/"
+    is_whiteout, s_isdir = whiteouts.is_overlay_whiteout, stat.S_ISDIR
+    with os.scandir(upper_dir) as scan:
+        entries = list(scan)
+    for entry in entries:
+        name = entry.name
+        path = rel + "/" + name
+        upper_path = entry.path
         upper_st = entry.stat(follow_symlinks=False)
-        is_opaque = _overlay_state(entry.path)
-        lower_entry = lower_entries.pop(name, None)
-        if whiteouts.is_overlay_whiteout(upper_st.st_mode, upper_st.st_rdev):
-            if lower_entry is not None:
+        names = _overlay_names(upper_path)
+        if lower_entries is not None:
+            lower_entry = lower_entries.pop(name, None)
+            lower_path = None if lower_entry is None else lower_entry.path
+            lower_st = None if lower_path is None else _lstat(lower_path)
+        elif lower_prefix is not None:
+            lower_path = lower_prefix + name
+            lower_st = _lstat(lower_path)
+        else:
+            lower_path = lower_st = None
+        if is_whiteout(upper_st.st_mode, upper_st.st_rdev):
+            if lower_path is not None and (lower_st is not None or lower_entries is not None):
                 out.append(Change(path, DELETE))
             continue
-        lower_st = _lstat(lower_entry.path) if lower_entry is not None else None
-        if lower_entry is None or lower_st is None:
-            _add_upper_tree(path, entry.path, upper_st, out)
+        if lower_st is None:
+            _add_upper_tree(path, upper_path, upper_st, names, out, seen)
             continue
-        modified = _modified(lower_entry.path, lower_st, entry.path, upper_st)
+        modified = _upper_modified(lower_path, lower_st, upper_path, upper_st, names)
         if modified:
             out.append(Change(path, MODIFY))
-        if stat.S_ISDIR(upper_st.st_mode):
-            lower_sub = lower_entry.path if stat.S_ISDIR(lower_st.st_mode) else None
+            seen[path] = (upper_st, names)
+        if s_isdir(upper_st.st_mode):
+            lower_sub = lower_path if s_isdir(lower_st.st_mode) else None
             # Below an opaque dir the kernel never looks at lower layers again: opacity is inherited.
-            below = _walk_upper(path, entry.path, lower_sub, opaque or is_opaque, out)
+            below = _walk_upper(path, upper_path, lower_sub, opaque or _is_opaque(upper_path, names), out, seen)
             if below and not modified:
                 out.append(Change(path, MODIFY))
-    if opaque:
+                seen[path] = (upper_st, names)
+    if lower_entries:
         out.extend(Change(_child(rel, name), DELETE) for name in lower_entries)
     return len(out) > start
 
 
+def change_key(change: Change) -> tuple[bytes, int]:
+    """Change.sort_key without the method call and os.fsencode's checks (the same bytes)."""
+    return change.path.encode(_FS_ENCODING, _FS_ERRORS), _KIND_RANK.get(change.kind, 3)
+
+
 def changes_from_upper(upper: str, lower_root: str) -> list[Change]:
-    """What changes_dirs(merged, lower_root) gives, read from the overlay ``upper`` without a mount; sorted."""
+    """What changes_dirs(merged, lower_root) gives, read from the overlay ``upper`` without a mount; sorted.
+
+    The list is an ``UpperChanges``: it also carries the lstat and xattr names of each upper entry it names.
+    """
     out: list[Change] = []
+    seen: dict = {}
     # The upper root itself is never opaque to the kernel: the lower root is always merged in.
-    _walk_upper("", upper, lower_root, False, out)
-    out.sort(key=Change.sort_key)
-    return out
+    _walk_upper("", upper, lower_root, False, out, seen)
+    out.sort(key=change_key)
+    return UpperChanges(out, upper, seen)
 
 
 def changes_size(root: str, changes: list[Change]) -> int:

@@ -27,10 +27,11 @@ import os
 import posixpath
 import stat
 import struct
+import zlib
 from typing import Any, BinaryIO, Iterable
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import whiteouts
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.changes import DELETE, Change, read_caps
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.changes import DELETE, Change, UpperChanges, change_key, read_caps
 
 _BLOCK = 512
 _ZEROS = bytes(2 * _BLOCK)
@@ -60,6 +61,8 @@ _CHKSUM_FIXED = 8 * ord(" ") + sum(_MAGIC_AND_NAMES)
 # Files from this size on go through sendfile(2) when the output is a plain file: no copies in Python.
 _DIRECT = 128 * 1024
 _SEND_MAX = 1 << 30
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_CAPS_XATTR = "security.capability"
 
 
 def _ascii(raw: bytes, width: int) -> bytes:
@@ -80,8 +83,10 @@ def _pax_record(key: bytes, value: bytes) -> bytes:
 def _block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, flag: bytes, linkname: bytes, major: int, minor: int) -> bytes:
     numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode, uid, gid, size, mtime)
     devices = b"%07o\0%07o\0" % (major, minor) if major or minor else _NO_DEVICE
-    # Only the variable fields are summed: the fixed ones are folded into _CHKSUM_FIXED.
-    chksum = sum(name + numbers + flag + linkname + devices) + _CHKSUM_FIXED
+    # Only the variable fields are summed: the fixed ones are folded into _CHKSUM_FIXED. Every
+    # byte here is ASCII (tar_header puts anything else in PAX records), so the 265 bytes sum to
+    # less than 65521 and adler32's low half (1 + the byte sum modulo 65521) is the exact sum, at C speed.
+    chksum = (zlib.adler32(name + numbers + flag + linkname + devices) & 0xFFFF) - 1 + _CHKSUM_FIXED
     return _USTAR.pack(name, numbers, b"%06o\0 " % chksum, flag, linkname, _MAGIC_AND_NAMES, devices, b"")
 
 
@@ -130,6 +135,11 @@ def caps_for_tar(raw: bytes | None) -> bytes | None:
     return raw
 
 
+def _identity(st: os.stat_result) -> tuple:
+    """What must not have moved for an earlier lstat to still describe an open file: any write, chmod, chown or xattr change moves ctime."""
+    return st.st_ctime_ns, st.st_ino, st.st_dev, st.st_size, st.st_mtime_ns, st.st_mode
+
+
 def _direct_fd(out: BinaryIO) -> int | None:
     """The fd behind a plain file object, which sendfile may write to; None for anything that transforms or buffers elsewhere."""
     raw = out.raw if isinstance(out, io.BufferedWriter) else out
@@ -169,29 +179,62 @@ class _TarWriter:
         name = posixpath.join(head, whiteouts.whiteout_name(base)).lstrip("/")
         self._emit(tar_header(os.fsencode(name), 0, 0, 0, 0, 0, _REG))
 
-    def add(self, path: bytes, name: bytes) -> bool:
-        """Write ``path`` as entry ``name``; True when it was a directory. Vanished paths and sockets are skipped."""
+    def add(self, path: bytes, name: bytes, known: tuple | None = None) -> bool:
+        """Write ``path`` as entry ``name``; True when it was a directory. Vanished paths and sockets are skipped.
+
+        ``known`` is the ``(lstat result, xattr names)`` a change walk read for ``path`` moments ago. A
+        file with content is opened first and used only when fstat shows the same inode with
+        the same ctime, size and mtime (any write, chmod, chown or xattr change moves ctime);
+        otherwise the entry is read afresh.
+        """
+        fd = None
+        if known is None:
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                # The tree may change under a running container; Docker skips such entries too.
+                return False
+            names = None
+        else:
+            st, names = known
+            if st.st_size and stat.S_ISREG(st.st_mode):
+                try:
+                    fd = os.open(path, _OPEN_FLAGS)
+                except OSError:
+                    return self.add(path, name)
+                now = os.fstat(fd)
+                if _identity(now) != _identity(st):
+                    os.close(fd)
+                    return self.add(path, name)
         try:
-            st = os.lstat(path)
-        except FileNotFoundError:
-            # The tree may change under a running container; Docker skips such entries too.
-            return False
-        flag = _TYPES.get(stat.S_IFMT(st.st_mode))
+            return self._add(path, name, st, names, fd)
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def _add(self, path: bytes, name: bytes, st: os.stat_result, names: list | None, fd: int | None) -> bool:
+        mode = st.st_mode
+        flag = _TYPES.get(stat.S_IFMT(mode))
         if flag is None:
             return False
         size = 0
         linkname = b""
         major = minor = 0
-        if flag == _DIR:
+        if flag == _REG:
+            size = st.st_size
+        elif flag == _DIR:
             if not name.endswith(b"/"):
                 name += b"/"
-        elif flag == _REG:
-            size = st.st_size
         elif flag == _SYMLINK:
             linkname = os.readlink(path)
         elif flag in (_CHR, _BLK):
             major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
-        caps = caps_for_tar(read_caps(path))
+        if names is None:
+            caps = caps_for_tar(read_caps(path))
+        elif _CAPS_XATTR in names:
+            caps = caps_for_tar(read_caps(path))
+        else:
+            caps = None
         records = {_CAPS_RECORD: caps} if caps is not None else None
         if flag != _DIR and st.st_nlink > 1:
             # Keyed by inode alone, as Docker does: one tar reads one filesystem.
@@ -201,33 +244,40 @@ class _TarWriter:
             else:
                 flag, linkname, size = _LINK, first, 0
         uid, gid = st.st_uid, st.st_gid
-        if self._idmap is not None and not whiteouts.is_overlay_whiteout(st.st_mode, st.st_rdev):
+        if self._idmap is not None and not whiteouts.is_overlay_whiteout(mode, st.st_rdev):
             # Whiteouts were made by the kernel and already belong to the host's ids.
             if not whiteouts.is_whiteout(os.fsdecode(posixpath.basename(name.rstrip(b"/")))):
                 uid, gid = self._idmap.to_container(uid, gid)
-        header = tar_header(name, st.st_mode & (stat.S_IFMT(st.st_mode) | 0o7777), uid, gid, size, st.st_mtime_ns // _NS, flag, linkname, major, minor, records)
+        header = tar_header(name, mode & (stat.S_IFMT(mode) | 0o7777), uid, gid, size, st.st_mtime_ns // _NS, flag, linkname, major, minor, records)
         if size == 0:
             self._emit(header)
             return flag == _DIR
+        if fd is not None:
+            self._content(fd, header, size)
+            return False
         try:
-            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd = os.open(path, _OPEN_FLAGS)
         except FileNotFoundError:
             return False
         try:
-            if size >= _DIRECT and self._fd is not None:
-                self._emit(header)
-                remaining = self._send(fd, size)
-            else:
-                data = os.read(fd, min(size, _CHUNK))
-                buf = self._buf
-                buf += header
-                buf += data
-                remaining = self._copy(fd, size - len(data)) if data else size
-            # A file that shrank since lstat is padded, as GNU tar does: the header already promised size bytes.
-            self._emit(bytes(remaining + (-size % _BLOCK)))
+            self._content(fd, header, size)
         finally:
             os.close(fd)
         return False
+
+    def _content(self, fd: int, header: bytes, size: int) -> None:
+        """The header, then ``size`` bytes of the open file, padded to the block."""
+        if size >= _DIRECT and self._fd is not None:
+            self._emit(header)
+            remaining = self._send(fd, size)
+        else:
+            data = os.read(fd, min(size, _CHUNK))
+            buf = self._buf
+            buf += header
+            buf += data
+            remaining = self._copy(fd, size - len(data)) if data else size
+        # A file that shrank since lstat is padded, as GNU tar does: the header already promised size bytes.
+        self._emit(bytes(remaining + (-size % _BLOCK)))
 
     def _copy(self, fd: int, remaining: int) -> int:
         while remaining:
@@ -279,12 +329,15 @@ def write_changes_tar(root: str, changes: Iterable[Change], out: BinaryIO, idmap
     """Docker's ExportChanges: ``changes`` read from ``root`` written to ``out`` in path order; returns bytes written."""
     writer = _TarWriter(out, idmap)
     root_b = os.fsencode(root).rstrip(b"/")
-    for change in sorted(changes, key=Change.sort_key):
+    # What changes_from_upper read of each entry of this same root is reused (add checks it).
+    known = changes.seen if isinstance(changes, UpperChanges) and changes.upper == root else {}
+    add, whiteout = writer.add, writer.whiteout
+    for change in sorted(changes, key=change_key):
         if change.kind == DELETE:
-            writer.whiteout(change.path)
+            whiteout(change.path)
         else:
             rel = os.fsencode(change.path).lstrip(b"/")
-            writer.add(root_b + b"/" + rel, rel)
+            add(root_b + b"/" + rel, rel, known.get(change.path))
     return writer.close()
 
 

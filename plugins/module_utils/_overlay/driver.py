@@ -104,6 +104,7 @@ class Driver:
         self.warnings: list[str] = []
         self._warn_sink = warn
         self._api_refs: dict[str, int] = {}
+        self._children_index: tuple | None = None
 
     # -- small helpers ---------------------------------------------------------------
 
@@ -541,7 +542,7 @@ class Driver:
             "refcount": len(holders),
             "diff_digest": record.get("diff_digest"),
             "applied_size": record.get("applied_size"),
-            "children": sorted(other for other, linked in links.items() if other != layer_id and layer_id in linked),
+            "children": self._children_in(links, layer_id),
             "incomplete": self.incomplete(layer_id) or (not image and not os.path.isdir(os.path.join(path, "upper"))),
         }
         if problem:
@@ -553,6 +554,17 @@ class Driver:
                 result["size"] = None
                 result.setdefault("problem", str(exc))
         return result
+
+    def _children_in(self, links: dict, layer_id: str) -> list[str]:
+        """The ids whose links name ``layer_id``, sorted; the reverse index is built once per ``links`` dict (facts shares one)."""
+        cached = self._children_index
+        if cached is None or cached[0] is not links:
+            index: dict = {}
+            for other, linked in links.items():
+                for target in linked:
+                    index.setdefault(target, []).append(other)
+            cached = self._children_index = (links, index)
+        return sorted(other for other in cached[1].get(layer_id, ()) if other != layer_id)
 
     def _size_without_mounting(self, layer_id: str, parent: str | None) -> int | None:
         """DiffSize for facts, which must not mount or write: None where only a mount could tell.
@@ -579,6 +591,11 @@ class Driver:
 
     def facts(self, sizes: bool = False) -> dict:
         """Everything overlay_facts reports; creates and rewrites nothing under home."""
+        # Read-only: every layer record and staging/trash listing is read once for all layers.
+        with self.store.snapshot():
+            return self._facts(sizes)
+
+    def _facts(self, sizes: bool) -> dict:
         report = self.support(test_mount=True)
         mounts = kernel.read_mountinfo()
         layers = {}

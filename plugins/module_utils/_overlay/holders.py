@@ -114,6 +114,21 @@ class StateStore:
     def __init__(self, home: str) -> None:
         self.home = home
         self.state_dir = os.path.join(home, STATE_DIR)
+        # While a read-only snapshot is open (facts), each record and listing is read once.
+        self._memo: dict | None = None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Serve repeated reads of layer records and of staging/trash listings from memory.
+
+        Only for read-only callers (facts): nothing invalidates the memo, so nothing may write
+        through this store while it is open. A record that failed to read fails the same way again.
+        """
+        self._memo = {}
+        try:
+            yield
+        finally:
+            self._memo = None
 
     def _path(self, sub: str, *name: str) -> str:
         return os.path.join(self.state_dir, sub, *name)
@@ -220,6 +235,21 @@ class StateStore:
 
     def record(self, layer_id: str) -> dict | None:
         """The stored record of a layer (parent, diff_digest, applied_size), or None when there is none."""
+        memo = self._memo
+        if memo is None:
+            return self._read_record(layer_id)
+        key = ("record", layer_id)
+        if key not in memo:
+            try:
+                memo[key] = (self._read_record(layer_id), None)
+            except errors.CorruptState as exc:
+                memo[key] = (None, str(exc))
+        document, problem = memo[key]
+        if problem is not None:
+            raise errors.CorruptState(problem)
+        return None if document is None else dict(document)
+
+    def _read_record(self, layer_id: str) -> dict | None:
         _check_id(layer_id)
         path = self._path(_LAYERS, layer_id + ".json")
         fix = (
@@ -262,10 +292,16 @@ class StateStore:
                 return path
 
     def _entries(self, sub: str) -> list[str]:
+        memo = self._memo
+        if memo is not None and ("entries", sub) in memo:
+            return list(memo[("entries", sub)])
         try:
-            return sorted(os.listdir(self._path(sub)))
+            found = sorted(os.listdir(self._path(sub)))
         except FileNotFoundError:
-            return []
+            found = []
+        if memo is not None:
+            memo[("entries", sub)] = tuple(found)
+        return found
 
     def leftovers(self, layer_id: str) -> list[str]:
         """Paths an interrupted operation left for this id (staging, trash, pending); non-empty means incomplete."""

@@ -67,6 +67,7 @@ class LayerTask:
         self.diff_mode = diff_mode
         self.modifications: list[str] = []
         self._digest: str | None = None
+        self._before: dict | None = None
 
     def run(self) -> dict:
         """Do (or, in check mode, plan) what ``state`` asks; the module result."""
@@ -91,10 +92,13 @@ class LayerTask:
         if not self.driver.exists(self.id):
             return None
         try:
-            return self.driver.layer_record(self.id)
+            record = self.driver.layer_record(self.id)
         except errors.CorruptState as exc:
             # A damaged layer must still be removable: show what can be shown.
             return {"id": self.id, "problem": str(exc)}
+        # layer_record reads every layer (for children); present reuses this reading when nothing happened in between.
+        self._before = record
+        return record
 
     def _digest_of_diff(self) -> str:
         if self._digest is None:
@@ -204,7 +208,8 @@ class LayerTask:
     def _present(self) -> dict:
         driver = self.driver
         if driver.exists(self.id) and not driver.incomplete(self.id):
-            return self._existing(driver.layer_record(self.id))
+            current = self._before if self._before is not None else driver.layer_record(self.id)
+            return self._existing(dict(current))
         self._require_parent()
         incomplete = driver.incomplete(self.id)
         if incomplete:

@@ -413,3 +413,32 @@ def test_writing_to_a_real_file_gives_the_same_bytes_as_to_memory(tree, scratch)
     assert written == len(on_disk), _mismatch("bytes reported for %s" % target, len(on_disk), written)
     assert on_disk == in_memory, "%s (%d bytes) differs from the in-memory export (%d bytes)" % (target, len(on_disk), len(in_memory))
     assert _members(on_disk)["large"].size == 3 * 1024 * 1024 + 77
+
+
+def test_export_reuses_the_walk_only_for_entries_that_did_not_change_since(scratch):
+    # changes_from_upper hands its lstat and xattr names to write_changes_tar; a file changed
+    # in between (content, size or mode: all move ctime) must be read afresh, as without the list's memory.
+    paths = {name: os.path.join(scratch, name) for name in ("lower", "upper", "work", "merged")}
+    for name in ("upper", "work", "merged"):
+        os.mkdir(paths[name])
+    _build_tree(paths["lower"])
+    os.unlink(os.path.join(paths["lower"], "sock"))
+    data = "lowerdir=%s,upperdir=%s,workdir=%s" % (paths["lower"], paths["upper"], paths["work"])
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", data, paths["merged"]], check=True, capture_output=True)
+    try:
+        _mutate_layer(paths["merged"])
+    finally:
+        subprocess.run(["umount", paths["merged"]], check=True)
+    listed = changes.changes_from_upper(paths["upper"], paths["lower"])
+    assert isinstance(listed, changes.UpperChanges) and listed.seen, "changes_from_upper should carry what it read"
+    upper = paths["upper"]
+    regular = [c.path for c in listed if c.kind != DELETE and stat.S_ISREG(os.lstat(upper + c.path).st_mode) and os.lstat(upper + c.path).st_size]
+    assert regular, "the mutated layer needs a changed regular file with content"
+    with open(upper + regular[0], "ab") as handle:
+        handle.write(b"appended after the walk\n")
+    if len(regular) > 1:
+        os.chmod(upper + regular[1], 0o600)
+    remembered = _tar_bytes(difftar.write_changes_tar, upper, listed)
+    fresh = _tar_bytes(difftar.write_changes_tar, upper, list(listed))
+    assert remembered == fresh, "export with the walk's memory (%d bytes) differs from a fresh one (%d bytes)" % (len(remembered), len(fresh))
+    assert _members(remembered)[regular[0].lstrip("/")].size == os.lstat(upper + regular[0]).st_size

@@ -421,3 +421,22 @@ def test_ids_that_would_escape_the_state_dirs_are_refused(scratch, name, call, b
         call(StateStore(scratch), bad_id)
     assert repr(bad_id) in str(caught.value), "%s(%r): expected the id in %r" % (name, bad_id, str(caught.value))
     assert os.listdir(scratch) == [], "%s(%r): expected nothing created, got %r" % (name, bad_id, os.listdir(scratch))
+
+
+def test_snapshot_reads_each_record_once_and_repeats_a_failure(scratch):
+    store = StateStore(scratch)
+    store.set_record("a", {"parent": "b"})
+    store.set_record("bad", {"parent": "b"})
+    bad = os.path.join(scratch, STATE_DIR, "layers", "bad.json")
+    with open(bad, "w", encoding="utf-8") as handle:
+        handle.write("{not json")
+    with store.snapshot():
+        assert store.record("a") == {"parent": "b"}
+        os.unlink(os.path.join(scratch, STATE_DIR, "layers", "a.json"))
+        first = store.record("a")
+        first["parent"] = "changed by the caller"
+        assert store.record("a") == {"parent": "b"}, "a snapshot serves the first reading, and callers get their own copy"
+        for _round in range(2):
+            with pytest.raises(errors.CorruptState, match="bad.json"):
+                store.record("bad")
+    assert store.record("a") is None, "outside the snapshot the store reads the disk again"
