@@ -142,11 +142,15 @@ def _same_target(old_path: str, new_path: str) -> bool:
         return False
 
 
-def _modified(old_path: str, old_st: os.stat_result, new_path: str, new_st: os.stat_result) -> bool:
-    """Docker's rule plus our content compare for regular files and symlinks that tie on metadata."""
+def _modified(old_path: str, old_st: os.stat_result, new_path: str, new_st: os.stat_result, new_names: list | None = None) -> bool:
+    """Docker's rule plus our content compare for regular files and symlinks that tie on metadata.
+
+    ``new_names``, when the caller already listed the new entry's xattrs, saves reading them again.
+    """
     if stat_differs(meta_of(old_st), meta_of(new_st)):
         return True
-    if (read_caps(old_path) or None) != (read_caps(new_path) or None):
+    new_caps = read_caps(new_path) if new_names is None else _caps_of(new_path, new_names)
+    if (read_caps(old_path) or None) != (new_caps or None):
         return True
     if old_st.st_dev == new_st.st_dev and old_st.st_ino == new_st.st_ino:
         return False
@@ -270,21 +274,6 @@ def _caps_of(path: str, names: list) -> bytes | None:
         return None
 
 
-def _upper_modified(old_path: str, old_st: os.stat_result, new_path: str, new_st: os.stat_result, new_names: list) -> bool:
-    """_modified, with the upper entry's xattr names already listed."""
-    if stat_differs(meta_of(old_st), meta_of(new_st)):
-        return True
-    if (read_caps(old_path) or None) != (_caps_of(new_path, new_names) or None):
-        return True
-    if old_st.st_dev == new_st.st_dev and old_st.st_ino == new_st.st_ino:
-        return False
-    if stat.S_ISREG(new_st.st_mode):
-        return new_st.st_size > 0 and not _same_content(old_path, new_path)
-    if stat.S_ISLNK(new_st.st_mode):
-        return not _same_target(old_path, new_path)
-    return False
-
-
 def _add_upper_tree(rel: str, path: str, st: os.stat_result, names: list, out: list[Change], seen: dict) -> None:
     if whiteouts.is_overlay_whiteout(st.st_mode, st.st_rdev):
         return
@@ -328,7 +317,7 @@ def _walk_upper(rel: str, upper_dir: str, lower_dir: str | None, opaque: bool, o
         if lower_st is None:
             _add_upper_tree(path, upper_path, upper_st, names, out, seen)
             continue
-        modified = _upper_modified(lower_path, lower_st, upper_path, upper_st, names)
+        modified = _modified(lower_path, lower_st, upper_path, upper_st, names)
         if modified:
             out.append(Change(path, MODIFY))
             seen[path] = (upper_st, names)
