@@ -5,6 +5,7 @@
 #   integration  ansible-test integration --venv: the modules and roles on localhost
 #   build        ansible-galaxy collection build + install into an empty path
 #   lint         ansible-lint (production profile) on roles and playbooks
+#   molecule     molecule test -s default, fleet, vm (extensions/molecule)
 #   leftovers    fails when a test left an overlay mount or a loop device behind
 #
 # Usage: scripts/test.sh                 every stage
@@ -90,6 +91,23 @@ stage_lint() {
   # --offline keeps ansible-lint from installing this collection; it finds it here instead.
   ANSIBLE_COLLECTIONS_PATH=$work ansible-lint --profile production --offline "${targets[@]}" "$@"
 }
+stage_molecule() {
+  # The molecule scenarios in extensions/molecule, each with converge, idempotence and a
+  # testinfra verifier: default (localhost), fleet (three netns hosts over SSH), vm (a TCG VM
+  # on Debian's 6.1 kernel, its image built once and cached under $GDO_VM_CACHE).
+  # ARGS: scenario names, all three when none.
+  local scenarios=("$@") scenario start status=0
+  [ ${#scenarios[@]} -gt 0 ] || scenarios=(default fleet vm)
+  if [[ " ${scenarios[*]} " == *" vm "* ]]; then
+    bash "$repo/scripts/molecule-vm-image.sh" > /dev/null || return 1
+  fi
+  for scenario in "${scenarios[@]}"; do
+    start=$SECONDS
+    molecule test -s "$scenario" || status=1
+    echo "molecule: $scenario $((SECONDS - start)) s"
+  done
+  return $status
+}
 stage_leftovers() {
   # Only what appeared during the run counts: mounts that vanished were not ours to keep.
   local new_mounts new_loops status=0
@@ -110,7 +128,7 @@ stage_leftovers() {
   return $status
 }
 
-all_stages=(sanity units integration build lint leftovers)
+all_stages=(sanity units integration build lint molecule leftovers)
 if [ $# -gt 0 ] && [[ " ${all_stages[*]} " == *" $1 "* ]]; then
   stages=("$1")
   shift
