@@ -244,7 +244,8 @@ class Driver:
         """Docker's Create (and CreateReadWrite), optionally followed by ApplyDiff, atomically.
 
         The layer is built in ``.graphdriver/staging`` and renamed to ``<home>/<id>`` only when
-        whole. Returns ``{"applied_size", "diff_digest", "entries"}`` (None without a diff).
+        whole. Returns ``{"applied_size", "diff_digest", "entries"}`` (None without a diff) and
+        ``cleared``: whether leftovers of an interrupted operation on this id were cleared first.
         """
         validate_id(layer_id)
         if parent is not None:
@@ -255,7 +256,7 @@ class Driver:
             raise errors.LayerNotFound("parent layer %s does not exist" % parent)
         self.init()
         with self.store.layer_lock(layer_id):
-            self._clear_incomplete(layer_id)
+            cleared = self._clear_incomplete(layer_id)
             if os.path.lexists(self.dir(layer_id)):
                 raise errors.LayerConflict("layer %s already exists" % layer_id)
             if parent is not None and not os.path.lexists(self.dir(parent)):
@@ -267,6 +268,9 @@ class Driver:
                 if parent is not None and not os.path.lexists(self.dir(parent)):
                     raise errors.LayerNotFound("parent layer %s does not exist" % parent)
                 result = self._create_locked(layer_id, parent, diff_path)
+        # Only what this call found and cleared under the lock: another process's staging
+        # dir seen from outside the lock is work in progress, not a leftover.
+        result["cleared"] = cleared
         return result
 
     def _create_locked(self, layer_id: str, parent: str | None, diff_path: str | None) -> dict:

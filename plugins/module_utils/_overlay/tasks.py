@@ -177,6 +177,8 @@ class LayerTask:
             outcome = self.driver.create(self.id, self.parent, None, self.diff)
         except errors.LayerConflict:
             return self._existing(self.driver.layer_record(self.id), allow_force=False)
+        if outcome.get("cleared"):
+            self.modifications.append("cleared the leftovers of an interrupted operation on layer %s" % self.id)
         return self._created(outcome)
 
     def _would_create(self) -> dict:
@@ -211,15 +213,11 @@ class LayerTask:
             current = self._before if self._before is not None else driver.layer_record(self.id)
             return self._existing(dict(current))
         self._require_parent()
-        incomplete = driver.incomplete(self.id)
-        if incomplete:
-            self.modifications.append("%s the leftovers of an interrupted operation on layer %s" % (
-                "would clear" if self.check_mode else "cleared", self.id))
         if self.check_mode:
+            if driver.incomplete(self.id):
+                self.modifications.append("would clear the leftovers of an interrupted operation on layer %s" % self.id)
             return self._would_create()
-        result = self._create()
-        result["changed"] = result["changed"] or incomplete
-        return result
+        return self._create()
 
     # -- absent
 
