@@ -266,6 +266,13 @@ class BlobStream(io.RawIOBase):
         self._release(self._response, True)
         return 0
 
+    def finish(self) -> int:
+        """Read what the consumer left (a decompressor stops at its trailer) and verify; returns ``bytes_read``."""
+        buf = bytearray(_CHUNK)
+        while self.readinto(buf):
+            pass
+        return self.bytes_read
+
     def close(self) -> None:
         if not self.closed and not self._done:
             self._release(self._response, False)
