@@ -7,8 +7,11 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -250,3 +253,75 @@ CHALLENGE_CASES = [
 @pytest.mark.parametrize("header, expected", [case[1:] for case in CHALLENGE_CASES], ids=[case[0] for case in CHALLENGE_CASES])
 def test_parse_challenge(header, expected):
     assert registry.parse_challenge(header) == expected
+
+
+class _Recorder:
+    """Two HTTP servers on 127.0.0.1: a registry front that redirects blob GETs to a storage host, and that host.
+
+    The storage host is reached as ``localhost``, another host for the client than
+    ``127.0.0.1``, as blob storage is in front of cloud registries; both record the headers
+    they get.
+    """
+
+    def __init__(self, blob: bytes) -> None:
+        self.blob = blob
+        self.digest = "sha256:" + hashlib.sha256(blob).hexdigest()
+        self.seen: list = []
+        recorder = self
+
+        class Front(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                recorder.seen.append(("front", self.path, self.headers.get("Authorization")))
+                if self.headers.get("Authorization") != recorder.basic:
+                    self.send_response(401)
+                    self.send_header("WWW-Authenticate", 'Basic realm="front"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                self.send_response(307)
+                self.send_header("Location", "http://localhost:%d/storage/%s" % (recorder.storage_port, recorder.digest))
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        class Storage(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802 (http.server's naming)
+                recorder.seen.append(("storage", self.path, self.headers.get("Authorization")))
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(recorder.blob)))
+                self.end_headers()
+                self.wfile.write(recorder.blob)
+
+            def log_message(self, *args):
+                pass
+
+        self.basic = "Basic " + base64.b64encode(("%s:%s" % (USER, PASSWORD)).encode()).decode()
+        self._servers = [ThreadingHTTPServer(("127.0.0.1", 0), Front), ThreadingHTTPServer(("127.0.0.1", 0), Storage)]
+        self.front_host = "127.0.0.1:%d" % self._servers[0].server_address[1]
+        self.storage_port = self._servers[1].server_address[1]
+        self._threads = [threading.Thread(target=server.serve_forever, daemon=True) for server in self._servers]
+
+    def __enter__(self):
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        for server in self._servers:
+            server.shutdown()
+            server.server_close()
+        for thread in self._threads:
+            thread.join(10)
+
+
+def test_blob_redirect_to_another_host_goes_there_without_the_registry_credentials():
+    blob = os.urandom(70000)
+    with _Recorder(blob) as recorder:
+        with registry.Session(recorder.front_host, USER, PASSWORD, insecure=True) as client:
+            stream = client.open_blob("test/app", {"digest": recorder.digest, "size": len(blob)})
+            assert read_all(stream) == blob
+    storage = [entry for entry in recorder.seen if entry[0] == "storage"]
+    assert storage == [("storage", "/storage/" + recorder.digest, None)], recorder.seen
+    assert ("front", "/v2/test/app/blobs/" + recorder.digest, recorder.basic) in recorder.seen
