@@ -670,4 +670,3 @@ def session_for(ref: Reference, username: str | None = None, password: str | Non
                 insecure: bool = False, timeout: float = 60, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Session:
     """A Session for the registry of ``ref``."""
     return Session(ref.api_host, username, password, ca_path, insecure, timeout, chunk_size)
-

@@ -10,16 +10,22 @@ runs ``docker-registry serve`` on a free port with its own storage dir, either b
 htpasswd basic auth or behind ``TokenServer``: a bearer-token endpoint (http.server on
 127.0.0.1) that signs RS256 JWTs with ``openssl dgst`` and puts its certificate in the
 ``x5c`` header, which the registry checks against its ``rootcertbundle``. Every process is
-stopped by the PID started here. ``basic_registry`` and ``token_registry`` are
-module-scoped pytest fixtures built from these; import them into a test module to use them.
+stopped by the PID started here, and dies with the process that started it (PDEATHSIG).
+
+``basic_registry`` and ``token_registry`` are pytest fixtures built from these; import them
+into a test module to use them. They are function-scoped on purpose: ansible-test runs every
+test in a fork of its own that ends with ``os._exit``, so a wider-scoped fixture would be set
+up again in each fork and never torn down.
 """
 
 from __future__ import annotations
 
 import base64
+import ctypes
 import json
 import os
 import shutil
+import signal
 import socket
 import ssl
 import subprocess
@@ -36,6 +42,7 @@ PASSWORD = "s3cret-pass"
 SERVICE = "gdo-test-registry"
 ISSUER = "gdo-test-issuer"
 REGISTRY_BINARY = "/usr/bin/docker-registry"
+_PR_SET_PDEATHSIG = 1
 
 
 def free_port() -> int:
@@ -52,19 +59,25 @@ def pki(directory: str) -> dict:
     """A CA, a server certificate for 127.0.0.1/localhost signed by it, and a self-signed token-signing certificate."""
     paths = {name: os.path.join(directory, name) for name in
              ("ca.key", "ca.crt", "server.key", "server.csr", "server.crt", "ext.cnf", "token.key", "token.crt")}
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", paths["ca.key"], "-out", paths["ca.crt"],
+    # EC keys for the TLS side: made in milliseconds, and every test makes its own.
+    _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", paths["ca.key"], "-out", paths["ca.crt"],
              "-days", "2", "-subj", "/CN=gdo test CA", "-addext", "basicConstraints=critical,CA:TRUE",
              "-addext", "keyUsage=critical,keyCertSign,cRLSign")
-    _openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", paths["server.key"], "-out", paths["server.csr"],
+    _openssl("req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", paths["server.key"], "-out", paths["server.csr"],
              "-subj", "/CN=127.0.0.1")
     with open(paths["ext.cnf"], "w", encoding="ascii") as handle:
         handle.write("subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\n"
-                     "keyUsage=critical,digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+                     "keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n")
     _openssl("x509", "-req", "-in", paths["server.csr"], "-CA", paths["ca.crt"], "-CAkey", paths["ca.key"],
              "-CAcreateserial", "-out", paths["server.crt"], "-days", "2", "-extfile", paths["ext.cnf"])
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", paths["token.key"], "-out", paths["token.crt"],
              "-days", "2", "-subj", "/CN=gdo test token issuer")
     return paths
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: a SIGTERM when the test process that started it dies, whatever the way."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
 
 
 def _b64url(data: bytes) -> str:
@@ -183,7 +196,8 @@ class Registry:
 
     def start(self) -> Registry:
         with open(self.log, "wb") as log:
-            self.proc = subprocess.Popen([REGISTRY_BINARY, "serve", self.config], stdout=log, stderr=subprocess.STDOUT)  # pylint: disable=consider-using-with
+            self.proc = subprocess.Popen([REGISTRY_BINARY, "serve", self.config], stdout=log, stderr=subprocess.STDOUT,
+                                         preexec_fn=_die_with_parent)  # pylint: disable=consider-using-with,subprocess-popen-preexec-fn
         context = ssl.create_default_context(cafile=self.ca)
         deadline = time.monotonic() + 20
         while True:
@@ -244,13 +258,13 @@ def _serve(auth: str):
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def basic_registry():
     """A registry behind htpasswd basic auth (USER/PASSWORD) over TLS."""
     yield from _serve("htpasswd")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def token_registry():
     """A registry behind the bearer-token endpoint (USER/PASSWORD at the token realm) over TLS."""
     yield from _serve("token")

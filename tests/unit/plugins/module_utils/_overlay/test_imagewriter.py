@@ -17,7 +17,7 @@ import tarfile
 import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagearchive, imagewriter, reference, registry
-from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # noqa: F401 (fixtures)
+from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # pylint: disable=unused-import
     PASSWORD, USER, basic_registry)
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.test_registry import make_layer
 

@@ -17,7 +17,7 @@ import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagewriter, reference, registry
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.difftar import write_tree_tar
-from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # noqa: F401 (fixtures)
+from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # pylint: disable=unused-import
     PASSWORD, USER, basic_registry, token_registry)
 
 CHUNK = 1 << 20
