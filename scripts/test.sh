@@ -72,7 +72,9 @@ stage_integration() {
     echo "integration: no targets yet"
     return 0
   fi
-  seed_get_pip && ansible-test integration --venv --python 3.11 "$@"
+  # --allow-destructive: these tests are meant for this machine, as root (role_host may load
+  # the overlay kernel module).
+  seed_get_pip && ansible-test integration --venv --python 3.11 --allow-destructive "$@"
 }
 stage_build() {
   local out="$work/build" dest="$work/installed"
