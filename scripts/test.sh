@@ -101,7 +101,7 @@ stage_molecule() {
   local scenarios=("$@") scenario start status=0
   [ ${#scenarios[@]} -gt 0 ] || scenarios=(default fleet vm)
   if [[ " ${scenarios[*]} " == *" vm "* ]]; then
-    bash "$repo/scripts/molecule-vm-image.sh" > /dev/null || return 1
+    bash "$repo/extensions/molecule/vm/image.sh" > /dev/null || return 1
   fi
   for scenario in "${scenarios[@]}"; do
     start=$SECONDS
