@@ -26,6 +26,15 @@ BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 CACHE = os.path.join(BENCH_DIR, ".cache")
 MOUNT_CYCLES = 200
+# scripts/setup.sh makes this venv; its python also runs the modules directly.
+REPO_ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
+
+
+def default_ansible() -> str:
+    """The repository's own venv first, then whatever `ansible` is on PATH."""
+    if os.access(REPO_ANSIBLE, os.X_OK):
+        return REPO_ANSIBLE
+    return shutil.which("ansible") or REPO_ANSIBLE
 
 
 def collections_root(given: str | None) -> str:
@@ -174,7 +183,8 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated case names")
     ap.add_argument("--size-gb", type=int, default=8, help="size of the sparse loop filesystem")
     ap.add_argument("--layers", type=int, default=1000, help="layers in the home of the ansible cases")
-    ap.add_argument("--ansible", default=shutil.which("ansible") or "/work/venv/bin/ansible", help="the ansible CLI")
+    ap.add_argument("--ansible", default=default_ansible(),
+                    help="the ansible CLI; its venv's python runs the modules (default: .venv/bin/ansible of this checkout)")
     ap.add_argument("--collections-root", help="dir holding ansible_collections/graphdriver/overlay (default: a symlink in the cache)")
     ap.add_argument("--no-ansible", action="store_true", help="skip the cases that go through ansible")
     ap.add_argument("--no-unshare", action="store_true", help="stay in the caller's mount namespace")
@@ -204,8 +214,13 @@ def main() -> int:
     # PYTHONDONTWRITEBYTECODE=1 the collection alone was compiled from source in every module run
     # (~60-80 ms of module_facts). Give it bytecode too: compile it once, and let runs write theirs.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([os.path.join(os.path.dirname(opts.ansible), "python"), "-m", "compileall", "-q", os.path.join(REPO, "plugins")],
-                   check=False, env=env, stdout=subprocess.DEVNULL)
+    ansible_python = os.path.join(os.path.dirname(opts.ansible), "python")
+    if not opts.no_ansible and not (os.access(opts.ansible, os.X_OK) and os.access(ansible_python, os.X_OK)):
+        opts.no_ansible = True
+        log("warning: no ansible CLI with a python beside it at %s: the Ansible cases are skipped "
+            "(run scripts/setup.sh to make .venv, or pass --ansible PATH)" % opts.ansible)
+    subprocess.run([ansible_python if not opts.no_ansible else sys.executable, "-m", "compileall", "-q",
+                    os.path.join(REPO, "plugins")], check=False, env=env, stdout=subprocess.DEVNULL)
     present = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "plugins", "module_utils", "_overlay")) if f.endswith(".py"))
     log("driver parts present: " + ", ".join(present))
 
