@@ -9,6 +9,7 @@ A case whose driver part or module is not there yet says so; the others still ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -20,6 +21,7 @@ import time
 import ansible_cases
 import dataset
 import harness
+import peers
 from harness import Case, Side
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
@@ -89,12 +91,21 @@ def _out(run_dir: str, make: bool = True) -> dict:
     return {"dir": run_dir, "dest": dest}
 
 
+def worker_op(env: dict):
+    """`op(name, **fixed)`: a measure that runs worker.py's operation `name` with these arguments and the run's."""
+    def worker(op, **fixed):
+        return lambda a: harness.run_worker(op, dict(fixed, **a), env)
+    return worker
+
+
+def not_made(run_dir):
+    return _out(run_dir, make=False)  # cp -a/-al, dir_copy and umoci make the target themselves
+
+
 def driver_cases(fx: dict, data: dict, env: dict) -> list[Case]:
     base, up1, up2 = data["base"]["path"], data["upper1"]["path"], data["upper2"]["path"]
     root, upper = fx["base_root"], fx["upper"]
-
-    def worker(op, **fixed):
-        return lambda a: harness.run_worker(op, dict(fixed, **a), env)
+    worker = worker_op(env)
 
     def command(*build):
         return lambda a: harness.run_command([b(a) for b in build])
@@ -106,9 +117,6 @@ def driver_cases(fx: dict, data: dict, env: dict) -> list[Case]:
         return lambda a: ["cp", flags, src, a["dest"]]
 
     made = _out
-
-    def not_made(run_dir):
-        return _out(run_dir, make=False)  # cp -a/-al and dir_copy make the target themselves
 
     def mount_dirs(run_dir):
         dirs = {d: os.path.join(run_dir, d) for d in ("upper", "work", "merged")}
@@ -164,6 +172,20 @@ def driver_cases(fx: dict, data: dict, env: dict) -> list[Case]:
     ]
 
 
+# Each peer row runs right after the row of ours it anchors, so their loads are alike.
+PEER_AFTER = {"peer_docker_base": "apply_base", "peer_umoci_base": "apply_base",
+              "peer_docker_child": "child_layer", "peer_umoci_child": "child_layer"}
+
+
+def beside(cases: list[Case], extra: list[Case]) -> list[Case]:
+    out = list(cases)
+    for case in extra:
+        anchor = PEER_AFTER.get(case.name)
+        at = max((i for i, c in enumerate(out) if c.name == anchor or PEER_AFTER.get(c.name) == anchor), default=len(out) - 1)
+        out.insert(at + 1, case)
+    return out
+
+
 def memory_check(results: list[dict]) -> dict | None:
     """Peak memory flat in the layer size: ours on the 436 MB base vs on the 34 MB upper1."""
     by = {r["name"]: r for r in results if r.get("status") == "ok"}
@@ -187,6 +209,7 @@ def main() -> int:
                     help="the ansible CLI; its venv's python runs the modules (default: .venv/bin/ansible of this checkout)")
     ap.add_argument("--collections-root", help="dir holding ansible_collections/graphdriver/overlay (default: a symlink in the cache)")
     ap.add_argument("--no-ansible", action="store_true", help="skip the cases that go through ansible")
+    ap.add_argument("--no-peers", action="store_true", help="skip docker load and umoci raw unpack (no dockerd is started)")
     ap.add_argument("--no-unshare", action="store_true", help="stay in the caller's mount namespace")
     opts = ap.parse_args()
     if opts.quick:
@@ -226,11 +249,23 @@ def main() -> int:
 
     results: list[dict] = []
     mnt = os.path.join(CACHE, "mnt")
-    with harness.loop_ext4(os.path.join(CACHE, "scratch.img"), mnt, opts.size_gb):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(harness.loop_ext4(os.path.join(CACHE, "scratch.img"), mnt, opts.size_gb))
         log("scratch: journaled ext4 on a direct-I/O loop device at %s" % mnt)
         fx = make_fixtures(os.path.join(mnt, "fixtures"), data, log)
         scratch = os.path.join(mnt, "runs")
         cases = driver_cases(fx, data, env)
+        peer_names = set(PEER_AFTER)
+        if opts.no_peers or (only and not only & peer_names):
+            log("peers: skipped" + (" (--no-peers)" if opts.no_peers else ""))
+        else:
+            archives = peers.build_archives(data, log)
+            daemon = None
+            if not only or only & {"peer_docker_base", "peer_docker_child"}:
+                # Entered after the loop filesystem, so it is stopped before that is unmounted.
+                daemon = stack.enter_context(peers.dockerd(os.path.join(mnt, "docker"), log))
+                log("peers: " + (daemon.error or "dockerd %d up, storage driver overlay, data root on the scratch fs" % daemon.proc.pid))
+            cases = beside(cases, peers.cases(data, archives, daemon, fx["base_root"], worker_op(env), _out, not_made))
         actx = {"repo": REPO, "scratch": os.path.join(mnt, "ansible"), "ansible": opts.ansible, "env": env,
                 "layers": opts.layers}
         if opts.no_ansible:
@@ -248,7 +283,7 @@ def main() -> int:
     machine["loadavg_end"] = os.getloadavg()
     report = {"machine": machine, "rounds": opts.rounds, "warmup": opts.warmup,
               "filesystem": "ext4 (journaled) on losetup --direct-io=on, fresh per run",
-              "dataset": {k: data[k] for k in ("key", "packages", "base", "upper1", "upper2")},
+              "dataset": {k: data[k] for k in ("key", "packages") + dataset.LAYERS},
               "container_layer": fx["c10k"], "cases": results, "memory_flat": memory}
     header = "graphdriver.overlay bench  %s  rounds=%d warmup=%d  data %s: base %d entries / %d MB  load %.1f -> %.1f" % (
         machine["time"], opts.rounds, opts.warmup, data["key"], data["base"]["entries"],
