@@ -232,10 +232,16 @@ def run_pair(case: Case, scratch: str, rounds: int, warmup: int = 1, log=print) 
                 os.sync()
                 try:
                     s = side.measure(args)
-                finally:
-                    unmount_below(run_dir)
-                    remove_tree(run_dir)
-                    os.sync()
+                except BaseException:
+                    # The failure (or Ctrl-C) is what gets reported: a cleanup that fails because
+                    # the operation's child still writes there must not replace it.
+                    with contextlib.suppress(Exception):
+                        unmount_below(run_dir)
+                        remove_tree(run_dir)
+                    raise
+                unmount_below(run_dir)
+                remove_tree(run_dir)
+                os.sync()
                 if i >= warmup:
                     samples[key].append(s)
     except OpUnavailable as e:
