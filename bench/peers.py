@@ -166,10 +166,9 @@ def _client_for(dockerd: str) -> str | None:
 class Dockerd:
     """A dockerd of our own; `error` says why there is none."""
 
-    def __init__(self, data_root: str, log) -> None:
+    def __init__(self, data_root: str) -> None:
         self.error: str | None = None
         self.proc: subprocess.Popen | None = None
-        self.log = log
         dockerd = find_dockerd()
         self.client = dockerd and _client_for(dockerd)
         if not dockerd or not self.client:
@@ -179,7 +178,7 @@ class Dockerd:
         self.base = tempfile.mkdtemp(prefix="gdo-bench-docker-")
         self.exec_root = os.path.join(self.base, "exec")
         self.socket = os.path.join(self.base, "docker.sock")
-        self.log_path = os.path.join(data_root + ".log")
+        self.log_path = data_root + ".log"
         config = os.path.join(self.base, "daemon.json")
         with open(config, "w", encoding="utf-8") as f:
             f.write("{}\n")
@@ -261,8 +260,8 @@ class Dockerd:
 
 
 @contextlib.contextmanager
-def dockerd(data_root: str, log):
-    daemon = Dockerd(data_root, log)
+def dockerd(data_root: str):
+    daemon = Dockerd(data_root)
     try:
         yield daemon
     finally:

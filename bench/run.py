@@ -264,7 +264,7 @@ def main() -> int:
             daemon = None
             if not only or only & {"peer_docker_base", "peer_docker_child"}:
                 # Entered after the loop filesystem, so it is stopped before that is unmounted.
-                daemon = stack.enter_context(peers.dockerd(os.path.join(mnt, "docker"), log))
+                daemon = stack.enter_context(peers.dockerd(os.path.join(mnt, "docker")))
                 log("peers: " + (daemon.error or "dockerd %d up, storage driver overlay, data root on the scratch fs" % daemon.proc.pid))
             cases = beside(cases, peers.cases(data, archives, daemon, fx["base_root"], worker_op(env), _out, not_made))
         actx = {"repo": REPO, "scratch": os.path.join(mnt, "ansible"), "ansible": opts.ansible, "env": env,
