@@ -336,7 +336,8 @@ def cases(data: dict, archives: dict, daemon: Dockerd | None, parent_root: str, 
              Side("layertar.apply_layer", worker("apply", tar=base), made),
              Side("docker load (overlay)", docker_side(docker_load(archives["docker_base"])), docker_side(prepare_docker_base)),
              note="docker load: client streams the archive to dockerd, which unpacks it to a temp dir, hashes the "
-                  "layer and untars it (docker-untar in a chroot) into a new overlay layer; both sides hash the stream"),
+                  "layer and untars it (docker-untar in a chroot) into a new overlay layer; both sides hash the stream; "
+                  "dockerd's deleting of the temp copy afterwards is not timed"),
         Case("peer_docker_child", "28-entry layer on the loaded base: our hardlink copy + apply vs Docker's `docker load`",
              Side("dir_copy(HARDLINK)+apply", worker("child", tar=child), ours_child),
              Side("docker load (overlay)", docker_side(docker_load(archives["docker_child"])), docker_side(prepare_docker_child)),
