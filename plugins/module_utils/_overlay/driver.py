@@ -23,17 +23,17 @@ mounts at or below the layer dir, never a sibling id that merely shares a prefix
 from __future__ import annotations
 
 import contextlib
-import errno
-import hashlib
 import os
 import re
 import shutil
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import (
     changes as changes_mod,
+    decompress,
     difftar,
     errors,
     faults,
+    fsutil,
     holders as holders_mod,
     idmap as idmap_mod,
     kernel,
@@ -67,27 +67,6 @@ def parse_driver_options(options) -> None:
 def selinux_enabled() -> bool:
     """True when the kernel runs SELinux, so a mount label means something."""
     return os.path.exists("/sys/fs/selinux/enforce")
-
-
-class _HashingWriter:
-    """A file wrapper that hashes and counts what is written through it."""
-
-    def __init__(self, handle):
-        self._handle = handle
-        self.sha256 = hashlib.sha256()
-        self.size = 0
-
-    def write(self, data) -> int:
-        self.sha256.update(data)
-        self.size += len(data)
-        return self._handle.write(data)
-
-    def flush(self) -> None:
-        self._handle.flush()
-
-    @property
-    def digest(self) -> str:
-        return "sha256:" + self.sha256.hexdigest()
 
 
 class Driver:
@@ -355,7 +334,7 @@ class Driver:
             return handle.read().decode("utf-8").strip()
 
     def _apply_file(self, dest: str, diff_path: str) -> dict:
-        with layertar.open_diff(diff_path) as stream:
+        with decompress.open_diff(diff_path) as stream:
             applied = layertar.apply_layer(dest, stream, idmap=self.idmap, warn=self.warn)
         return {"applied_size": applied.size, "diff_digest": applied.digest, "entries": applied.entries}
 
@@ -428,7 +407,7 @@ class Driver:
         faults.checkpoint("apply.swap")
         os.rename(tmp, root)
         if old:
-            _remove_tree(old)
+            fsutil.remove_tree(old)
         return applied
 
     # -- Remove ----------------------------------------------------------------------
@@ -443,7 +422,7 @@ class Driver:
         self.store.set_holders(layer_id, [])
         self.store.clear_pending(layer_id)
         faults.checkpoint("remove.delete")
-        _remove_tree(trash)
+        fsutil.remove_tree(trash)
 
     def remove(self, layer_id: str, force: bool = True) -> bool:
         """Remove a layer; False when it did not exist.
@@ -820,7 +799,7 @@ class Driver:
 
     def diff(self, layer_id: str, parent: str | None, out) -> dict:
         """Docker's Diff: write the layer's tar diff against parent (whole tree without one)."""
-        writer = _HashingWriter(out)
+        writer = fsutil.HashingWriter(out)
         with self._diff_source(layer_id, parent) as (found, root):
             if parent is None:
                 difftar.write_tree_tar(root, writer, idmap=self.idmap)
@@ -841,38 +820,10 @@ class Driver:
                 result = self.diff(layer_id, parent, handle)
                 handle.flush()
                 os.fsync(handle.fileno())
-            result["changed"] = file_digest(dest) != result["diff_digest"]
+            result["changed"] = fsutil.file_digest(dest) != result["diff_digest"]
             if result["changed"]:
                 os.rename(tmp, dest)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
         return result
-
-
-def file_digest(path: str) -> str | None:
-    """``sha256:<hex>`` of a file's bytes, or None when it does not exist."""
-    digest = hashlib.sha256()
-    try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
-    except FileNotFoundError:
-        return None
-    return "sha256:" + digest.hexdigest()
-
-
-def _remove_tree(path: str) -> None:
-    """Delete a tree that may hold read-only dirs; a vanished path is fine."""
-    def fix_and_retry(function, target, _exc_info):
-        parent = os.path.dirname(target)
-        with contextlib.suppress(OSError):
-            os.chmod(parent, 0o700)
-        try:
-            function(target)
-        except FileNotFoundError:
-            pass
-        except OSError as exc:
-            if exc.errno != errno.ENOENT:
-                raise
-    shutil.rmtree(path, onerror=fix_and_retry)

@@ -29,12 +29,11 @@ import fcntl
 import json
 import os
 import secrets
-import stat
 import tempfile
 from collections.abc import Iterator
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import faults
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import faults, fsutil
 
 STATE_DIR = ".graphdriver"
 
@@ -72,32 +71,6 @@ def _mkdir_private(path: str) -> None:
         return
     # mkdir honours the umask; the state is root's business only, whatever the umask was.
     os.chmod(path, 0o700)
-
-
-def _remove_tree(path: str) -> None:
-    """Delete a tree of any depth, making read-only dirs writable first (iterative: tars nest deep)."""
-    stack = [path]
-    while stack:
-        current = stack[-1]
-        try:
-            info = os.lstat(current)
-        except FileNotFoundError:
-            stack.pop()
-            continue
-        if not stat.S_ISDIR(info.st_mode):
-            os.unlink(current)
-            stack.pop()
-            continue
-        if info.st_mode & 0o700 != 0o700:
-            os.chmod(current, stat.S_IMODE(info.st_mode) | 0o700)
-        with os.scandir(current) as entries:
-            children = [entry.path for entry in entries]
-        if children:
-            # The dir stays on the stack and is removed once its children are gone.
-            stack.extend(children)
-        else:
-            os.rmdir(current)
-            stack.pop()
 
 
 def _remove_file(path: str) -> bool:
@@ -325,7 +298,7 @@ class StateStore:
         _check_id(layer_id)
         for path in self.leftovers(layer_id):
             if os.path.dirname(path) != self._path(_PENDING):
-                _remove_tree(path)
+                fsutil.remove_tree(path)
         self.clear_pending(layer_id)
 
     def mark_pending(self, layer_id: str) -> None:

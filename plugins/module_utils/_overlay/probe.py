@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, fsutil
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import kernel
 
 FS_NAMES: dict[int, str] = {
@@ -92,23 +92,13 @@ def fs_name(magic: int) -> str:
     return FS_NAMES.get(magic, UNKNOWN_FS)
 
 
-@functools.lru_cache(maxsize=None)
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _raise_errno(path: str) -> None:
-    code = ctypes.get_errno()
-    raise OSError(code, os.strerror(code), path)
-
-
 def statfs_magic(path: str) -> int:
     """The f_type of statfs(2) on ``path`` as an unsigned 32-bit magic (Go's FsMagic), for FS_NAMES."""
     # struct statfs is at most 120 bytes on every Linux ABI; the slack guards against a bigger one.
     buf = ctypes.create_string_buffer(512)
-    libc = _libc()
+    libc = fsutil.libc()
     if libc.statfs(ctypes.c_char_p(os.fsencode(path)), buf) != 0:
-        _raise_errno(path)
+        fsutil.raise_errno(path)
     # f_type is the first field: a long everywhere except s390x, where it is an unsigned int.
     if platform.machine() == "s390x":
         raw = ctypes.c_uint.from_buffer(buf).value
@@ -140,7 +130,7 @@ def has_overlay(proc_filesystems_text: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def _getdents64():
     number = _GETDENTS64.get((platform.machine(), struct.calcsize("P")))
-    libc = _libc()
+    libc = fsutil.libc()
     if number is not None:
         syscall = libc.syscall
         syscall.restype = ctypes.c_long
@@ -184,7 +174,7 @@ def _read_dirents(path: str) -> list[tuple[str, int]]:
         while True:
             count = call(fd, buf, _DIRENT_BUFFER)
             if count < 0:
-                _raise_errno(path)
+                fsutil.raise_errno(path)
             if count == 0:
                 return entries
             entries.extend(_parse_dirents(buf.raw[:count]))

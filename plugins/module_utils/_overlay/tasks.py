@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import os
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, layertar
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import file_digest, selinux_enabled, validate_id
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import selinux_enabled, validate_id
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.fsutil import file_digest
 
 STORAGE_OPT_UNSUPPORTED = "--storage-opt is not supported for overlay"
 NO_HOLDERS = {"mounted": False, "holders": []}
@@ -35,8 +36,8 @@ class _NullSink:
 
 def diff_digest(path: str) -> str:
     """The digest the driver would record for a diff file: sha256 of its uncompressed tar."""
-    with layertar.open_diff(path) as stream:
-        return layertar.digest_stream(stream)[0]
+    with decompress.open_diff(path) as stream:
+        return decompress.digest_stream(stream)[0]
 
 
 def _diff_result(before, after) -> dict:

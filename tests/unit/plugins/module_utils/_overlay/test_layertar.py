@@ -20,7 +20,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, layertar
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, layertar, tarheader
 
 
 # -- building archives ------------------------------------------------------------------------
@@ -104,7 +104,7 @@ COMPRESSION_CASES = [
 
 @pytest.mark.parametrize("head, expected", COMPRESSION_CASES)
 def test_detect_compression_reads_the_magic_bytes(head, expected):
-    assert layertar.detect_compression(head) == expected, "head %r: expected %s, got %s" % (head, expected, layertar.detect_compression(head))
+    assert decompress.detect_compression(head) == expected, "head %r: expected %s, got %s" % (head, expected, decompress.detect_compression(head))
 
 
 CLEAN_CASES = [
@@ -192,14 +192,14 @@ NUMBER_CASES = [
 
 @pytest.mark.parametrize("raw, expected", NUMBER_CASES)
 def test_numeric_fields_octal_and_base256(raw, expected):
-    got = layertar._number(raw)  # pylint: disable=protected-access
+    got = tarheader.number(raw)
     assert got == expected, "field %r: expected %d, got %d" % (raw, expected, got)
 
 
 @pytest.mark.parametrize("raw", [b"0000789\x00", b"12a4\x00\x00\x00\x00", b"-0000012"])
 def test_numeric_fields_reject_garbage(raw):
     with pytest.raises(ValueError):
-        layertar._number(raw)  # pylint: disable=protected-access
+        tarheader.number(raw)
 
 
 PAX_CASES = [
@@ -214,14 +214,14 @@ PAX_CASES = [
 
 @pytest.mark.parametrize("data, expected", PAX_CASES)
 def test_pax_records_parse(data, expected):
-    got = layertar._parse_pax(data)  # pylint: disable=protected-access
+    got = tarheader.parse_pax(data)
     assert got == expected, "pax %r: expected %r, got %r" % (data, expected, got)
 
 
 @pytest.mark.parametrize("data", [b"12 path=ab\n", b"x path=ab\n", b"11 pathxab\n", b"5 =ab\n", b"99 path=ab\n"])
 def test_pax_records_reject_garbage(data):
     with pytest.raises(ValueError):
-        layertar._parse_pax(data)  # pylint: disable=protected-access
+        tarheader.parse_pax(data)
 
 
 PAX_TIME_CASES = [
@@ -235,7 +235,7 @@ PAX_TIME_CASES = [
 
 @pytest.mark.parametrize("raw, expected", PAX_TIME_CASES)
 def test_pax_times_to_nanoseconds(raw, expected):
-    got = layertar._pax_time(raw)  # pylint: disable=protected-access
+    got = tarheader.pax_time(raw)
     assert got == expected, "pax time %r: expected %d, got %d" % (raw, expected, got)
 
 
@@ -261,26 +261,26 @@ def test_open_diff_recognises_compression_and_apply_digests_the_uncompressed_tar
     with open(path, "wb") as handle:
         handle.write(compress(raw))
     with open(path, "rb") as handle:
-        assert layertar.detect_compression(handle.read(8)) == kind
-    with layertar.open_diff(path) as stream:
+        assert decompress.detect_compression(handle.read(8)) == kind
+    with decompress.open_diff(path) as stream:
         result = layertar.apply_layer(dest, stream)
     expected = "sha256:" + hashlib.sha256(raw).hexdigest()
     assert result.digest == expected, "%s: digest expected %s, got %s" % (kind, expected, result.digest)
     assert read(os.path.join(dest, "etc/hostname")) == b"layer\n"
-    with layertar.open_diff(path) as stream:
-        assert layertar.digest_stream(stream) == (expected, len(raw))
+    with decompress.open_diff(path) as stream:
+        assert decompress.digest_stream(stream) == (expected, len(raw))
 
 
 def test_open_diff_names_a_missing_file(scratch):
     path = os.path.join(scratch, "nope.tar")
     with pytest.raises(errors.ArchiveError, match="nope.tar"):
-        with layertar.open_diff(path):
+        with decompress.open_diff(path):
             pass
 
 
 def test_open_diff_refuses_a_directory(scratch):
     with pytest.raises(errors.ArchiveError, match=scratch):
-        with layertar.open_diff(scratch):
+        with decompress.open_diff(scratch):
             pass
 
 
@@ -291,7 +291,7 @@ def test_open_diff_zstd_without_the_tool_says_how_to_install_it(scratch, monkeyp
         handle.write(_zstd(tar_bytes(reg("a", b"x"))))
     monkeypatch.setenv("PATH", os.path.join(scratch, "empty-path"))
     with pytest.raises(errors.ArchiveError, match="needs the zstd tool.*install"):
-        with layertar.open_diff(path):
+        with decompress.open_diff(path):
             pass
 
 
@@ -303,7 +303,7 @@ def test_corrupt_compressed_diff_is_an_archive_error(scratch, dest, kind, compre
     with open(path, "wb") as handle:
         handle.write(packed)
     with pytest.raises(errors.ArchiveError):
-        with layertar.open_diff(path) as stream:
+        with decompress.open_diff(path) as stream:
             layertar.apply_layer(dest, stream)
     assert kind
 
@@ -650,7 +650,7 @@ def test_digest_covers_trailing_bytes_after_the_end_marker(dest):
     result = apply(dest, raw)
     expected = "sha256:" + hashlib.sha256(raw).hexdigest()
     assert result.digest == expected, "digest expected %s, got %s" % (expected, result.digest)
-    assert layertar.digest_stream(io.BytesIO(raw)) == (expected, len(raw))
+    assert decompress.digest_stream(io.BytesIO(raw)) == (expected, len(raw))
 
 
 def test_many_files_and_big_files_cross_buffer_boundaries(dest):
@@ -758,11 +758,11 @@ CHECKSUM_CASES = [
 def test_header_checksum_must_match_exactly(label, delta, accepted):
     block = _header_block()
     stored = int(block[148:156].rstrip(b"\0 "), 8)
-    result = layertar._checksum_ok(_with_checksum(block, stored + delta))  # pylint: disable=protected-access
+    result = tarheader.checksum_ok(_with_checksum(block, stored + delta))
     assert result is accepted, "%s: checksum %d accepted=%r, expected %r" % (label, stored + delta, result, accepted)
 
 
 def test_header_checksum_accepts_the_signed_sum_of_old_writers():
     block = bytearray(_header_block(name="caf\xe9"))
     signed = sum(b - 256 if b > 127 else b for b in bytes(block[:148]) + b" " * 8 + bytes(block[156:]))
-    assert layertar._checksum_ok(_with_checksum(bytes(block), signed)) is True  # pylint: disable=protected-access
+    assert tarheader.checksum_ok(_with_checksum(bytes(block), signed)) is True
