@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, fsutil
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import kernel
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import STATE_DIR
 
 FS_NAMES: dict[int, str] = {
     0x61756673: "aufs",
@@ -366,7 +367,7 @@ def _probe_testdir(report: SupportReport, home: str, test_mount: bool) -> None:
 
     if test_mount:
         # Our own state dir, when there is one, keeps the probe's temporary dirs out of home.
-        state_dir = os.path.join(home, ".graphdriver")
+        state_dir = os.path.join(home, STATE_DIR)
         mount_dir = state_dir if os.path.isdir(state_dir) else report.testdir
         before = os.stat(mount_dir)
         try:

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The driver's persisted state under ``<home>/.graphdriver/``.
+"""The state store: what the driver persists under ``<home>/.graphdriver/``.
 
 Docker keeps holders (mount refcounts) and its per-id locks in daemon memory; a module run is
 a short-lived process, so here they live on disk where every process and every run sees them::
@@ -34,8 +34,7 @@ from collections.abc import Iterator
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import faults, fsutil
-
-STATE_DIR = ".graphdriver"
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import STATE_DIR
 
 _LOCKS = "locks"
 _HOLDERS = "holders"
