@@ -321,6 +321,14 @@ class Driver:
                 with contextlib.suppress(OSError):
                     os.unlink(target)
 
+    def clear_leftovers(self, layer_id: str) -> bool:
+        """Clear, under the lock, what an interrupted operation left for the id; whether there was anything."""
+        validate_id(layer_id)
+        if not os.path.isdir(self.home):
+            return False
+        with self.store.layer_lock(layer_id):
+            return self.recovery.clear(layer_id)
+
     def remove(self, layer_id: str, force: bool = True) -> bool:
         """Remove a layer; False when it did not exist.
 

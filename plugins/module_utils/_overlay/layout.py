@@ -9,6 +9,7 @@
 * container layer: ``<id>/upper/``, ``<id>/work/`` and ``<id>/lower-id`` (the bare id of
   the image layer whose root is the single lowerdir) and, while mounted, ``<id>/merged/``;
 * ``<id>/tmproot*``: a root being built beside the old one (ApplyDiff), swapped in when whole;
+  a dir holding only these is an image layer that a killed ApplyDiff left incomplete;
 * ``.graphdriver/``: our own state (see statestore); every name with a leading dot is ours.
 
 What counts as a layer (interface.md): a real directory, not a symlink, holding a directory
@@ -112,7 +113,19 @@ def kind_in(layer_dir: str) -> str | None:
         return IMAGE
     if os.path.isdir(upper_in(layer_dir)) or os.path.isfile(lower_id_in(layer_dir)):
         return CONTAINER
+    # An ApplyDiff killed while swapping roots leaves only its tmproot* dirs: still our
+    # image layer, incomplete, which the next operation on it clears.
+    if _tmproot_names(layer_dir):
+        return IMAGE
     return None
+
+
+def _tmproot_names(layer_dir: str) -> list[str]:
+    try:
+        names = os.listdir(layer_dir)
+    except OSError:
+        return []
+    return [name for name in names if name.startswith(TMPROOT_PREFIX)]
 
 
 class Layout:
@@ -167,11 +180,7 @@ class Layout:
     def tmproots(self, layer_id: str) -> list[str]:
         """Roots an interrupted ApplyDiff left being built beside the layer's own."""
         path = self.dir(layer_id)
-        try:
-            names = os.listdir(path)
-        except OSError:
-            return []
-        return [os.path.join(path, name) for name in names if name.startswith(TMPROOT_PREFIX)]
+        return [os.path.join(path, name) for name in _tmproot_names(path)]
 
     def _names(self) -> list[str]:
         try:
