@@ -8,7 +8,7 @@ Modules build their argument spec from ``argument_spec()`` and run their work th
 ``run_module()`` with one of the task functions here (``layer_task``, ``mount_task``,
 ``facts_task``, ``image_info_task``). ``run_module`` is the one place where the driver's typed
 errors become ``fail_json``: the failure result carries the error's fields (``path``,
-``layer_id``, ``fix``), and the fix is worded in terms of the modules' options.
+``layer_id``, ``fix``) under ``details``, and the fix is worded in terms of the modules' options.
 """
 
 from __future__ import annotations
@@ -106,12 +106,14 @@ def run_module(module, work, needs_driver: bool = True) -> None:
         result = work(driver)
     except errors.OverlayError as exc:
         failure = {"msg": describe(exc), "error": type(exc).__name__}
-        failure.update(exc.fields())
+        if exc.fields():
+            # Not at the top level: a result's "path" makes Ansible add that file's attributes.
+            failure["details"] = exc.fields()
     except OSError as exc:
         failure = {"msg": "%s: %s" % (exc.filename or "operating system error", exc.strerror or exc),
                    "error": "OSError", "exception": traceback.format_exc()}
         if exc.filename:
-            failure["path"] = exc.filename
+            failure["details"] = {"path": exc.filename}
     elapsed = round(time.monotonic() - started, 3)
     if failure is not None:
         # Outside the except block: ansible-core 2.19 would otherwise report every expected
