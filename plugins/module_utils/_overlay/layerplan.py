@@ -104,14 +104,17 @@ class LayerTask:
             return self._plan_exported(state)
         return self._plan_present(state)
 
+    def _plan_clearing(self, state: LayerState, plan: list) -> bool:
+        """Stage the clearing of leftovers when there are any; whether the layer is still there after it."""
+        if not state.incomplete:
+            return state.exists
+        plan.append(operations.ClearLeftovers(self.id))
+        # Clearing removes a layer that was being changed in place; other leftovers leave it.
+        return state.exists and not state.pending
+
     def _plan_present(self, state: LayerState) -> list:
         plan = []
-        survives = state.exists
-        if state.incomplete:
-            plan.append(operations.ClearLeftovers(self.id))
-            # Clearing removes a layer that was being changed in place; other leftovers leave it.
-            survives = state.exists and not state.pending
-        if survives:
+        if self._plan_clearing(state, plan):
             differences = self._differences(state)
             if not differences:
                 return plan
@@ -165,11 +168,7 @@ class LayerTask:
 
     def _plan_absent(self, state: LayerState) -> list:
         plan = []
-        survives = state.exists
-        if state.incomplete:
-            plan.append(operations.ClearLeftovers(self.id))
-            survives = state.exists and not state.pending
-        if survives:
+        if self._plan_clearing(state, plan):
             self.driver.require_layer(self.id)
             if not self.force:
                 self.driver.removal_blockers(self.id)
