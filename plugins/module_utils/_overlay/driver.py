@@ -19,12 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import changes as changes_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import idmap as idmap_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import (
-    difftar, errors, faults, fsutil, kernel, layertar, layout, probe,
+    errors, faults, fsutil, kernel, layertar, layout, probe,
 )
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import Builder
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.diffs import Diffs
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.inventory import Inventory
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import ID_PATTERN, TMPROOT_PREFIX, validate_id
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mounts import API_HOLDER_PREFIX, Mounts
@@ -73,6 +73,7 @@ class Driver:
         self.recovery = Recovery(self.layout, self.store)
         self.inventory = Inventory(self.layout, self.store, self.mounts, self.recovery)
         self.builder = Builder(self.layout, self.mounts, self.idmap, self.warn)
+        self._diffs = Diffs(self.layout, self.idmap, self)
         self.warnings: list[str] = []
         self._warn_sink = warn
         self._api_refs: dict[str, int] = {}
@@ -413,72 +414,20 @@ class Driver:
         with contextlib.suppress(errors.OverlayError, OSError):
             self.unmount(layer_id, self._api_holder())
 
-    # -- Changes, Diff, DiffSize, export ---------------------------------------------
-
-    @contextlib.contextmanager
-    def _tree(self, layer_id: str):
-        """The layer's full tree for reading: its root, or its merged view mounted for the call."""
-        merged = self.get(layer_id)
-        try:
-            yield merged
-        finally:
-            self.put(layer_id)
-
-    @contextlib.contextmanager
-    def _diff_source(self, layer_id: str, parent: str | None):
-        """Yield (changes, root to read changed files from) for layer against parent."""
-        self.require(layer_id)
-        if parent is None:
-            with self._tree(layer_id) as tree:
-                yield changes_mod.changes_dirs(tree, None), tree
-            return
-        self.require(parent)
-        if not self.is_image(layer_id) and self.lower_id(layer_id) == parent:
-            upper = self.layout.upper(layer_id)
-            try:
-                found = changes_mod.changes_from_upper(upper, self.layout.root(parent))
-            except changes_mod.NeedsMergedView:
-                found = None
-            if found is not None:
-                yield found, upper
-                return
-        with self._tree(layer_id) as tree, self._tree(parent) as parent_tree:
-            yield changes_mod.changes_dirs(tree, parent_tree), tree
+    # -- Changes, Diff, DiffSize, export (diffs.py) -----------------------------------
 
     def changes(self, layer_id: str, parent: str | None = None) -> list:
         """Docker's Changes: what the layer adds, changes and deletes relative to parent."""
-        with self._diff_source(layer_id, parent) as (found, _root):
-            return found
+        return self._diffs.changes(layer_id, parent)
 
     def diff_size(self, layer_id: str, parent: str | None = None) -> int:
         """Docker's DiffSize: bytes of the files added or changed relative to parent."""
-        with self._diff_source(layer_id, parent) as (found, root):
-            return changes_mod.changes_size(root, found)
+        return self._diffs.diff_size(layer_id, parent)
 
     def diff(self, layer_id: str, parent: str | None, out=None) -> dict:
         """Docker's Diff: write the layer's tar diff against parent (whole tree without one); without ``out``, only hash it."""
-        writer = fsutil.HashingWriter(out)
-        with self._diff_source(layer_id, parent) as (found, root):
-            if parent is None:
-                difftar.write_tree_tar(root, writer, idmap=self.idmap)
-            else:
-                difftar.write_changes_tar(root, found, writer, idmap=self.idmap)
-            size = changes_mod.changes_size(root, found)
-        return {"changes": found, "size": size, "diff_digest": writer.digest, "bytes": writer.size}
+        return self._diffs.diff(layer_id, parent, out)
 
     def export(self, layer_id: str, parent: str | None, dest: str) -> dict:
         """Write the diff to ``dest`` atomically; ``changed`` is False when dest already had these bytes."""
-        dest = self.export_target(layer_id, dest)
-        tmp = os.path.join(os.path.dirname(dest), ".%s.tmp-%d" % (os.path.basename(dest), os.getpid()))
-        try:
-            with open(tmp, "wb") as handle:
-                result = self.diff(layer_id, parent, handle)
-                handle.flush()
-                os.fsync(handle.fileno())
-            result["changed"] = fsutil.file_digest(dest) != result["diff_digest"]
-            if result["changed"]:
-                os.rename(tmp, dest)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-        return result
+        return self._diffs.export(layer_id, parent, self.export_target(layer_id, dest))
