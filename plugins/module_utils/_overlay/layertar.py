@@ -5,11 +5,12 @@
 
 """Applying a tar layer to a directory: Docker's ``UnpackLayer``, made safe and fast.
 
-``apply_layer`` reads the uncompressed tar (``decompress.open_diff`` gives it) with the
-``tarheader`` codec (ustar, PAX, GNU long names, base-256 numbers) and applies every entry the way moby ``pkg/archive`` does (driver.md
-2.1): whiteouts delete, ``.wh..wh..opq`` empties a directory of what this tar did not bring,
-an existing path is replaced unless dir meets dir, ownership goes through the id map, and
-directory times are set last. Where Docker relies on a chroot, every path here is resolved
+``apply_layer`` reads the uncompressed tar (``decompress.open_diff`` gives it) entry by entry
+(``tarfeed``, with the ``tarheader`` codec: ustar, PAX, GNU long names, base-256 numbers) and
+applies every entry the way moby ``pkg/archive`` does (driver.md 2.1): whiteouts delete,
+``.wh..wh..opq`` empties a directory of what this tar did not bring, an existing path is
+replaced unless dir meets dir, ownership goes through the id map, and directory times are set
+last. Where Docker relies on a chroot, every path here is resolved
 inside the destination with chroot semantics instead, and nothing is ever written into an
 inode that existed before: the destination is usually a hardlink copy of the parent layer.
 
@@ -29,17 +30,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, fsutil, treecopy, whiteouts
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarfeed import Feed, ReadFailed
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarheader import (
-    BLK, BLOCK, CHR, DIR, FIFO, GLOBAL, HEADER_ONLY, LNK, LONGLINK, LONGNAME, PAX, REG, SYM, ZERO_BLOCK, Header, merge_pax, parse_block, parse_pax, text,
-)
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarfeed import EntryReader, Feed, ReadFailed, quote as _quote
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarheader import BLK, CHR, DIR, FIFO, GLOBAL, LNK, REG, SYM, Header
 
 if TYPE_CHECKING:  # pragma: no cover
     from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.idmap import IdentityMapping
 
 
 _CHUNK = 4 << 20
-_MAX_META = 1 << 20
 # Go's time.Unix(0, 1<<63-1): the last instant Docker's Chtimes accepts (year 2262).
 _MAX_NS = (1 << 63) - 1
 _MAX_SYMLINKS = 40
@@ -95,16 +93,12 @@ def _times(atime: int | None, mtime: int, is_dir: bool) -> tuple[int, int]:
     return atime, mtime
 
 
-def _quote(name: str) -> str:
-    return '"%s"' % name
-
-
-class _Applier:
+class _Applier(EntryReader):
     """The state of one apply: the destination, a cache of real directories, and Docker's bookkeeping."""
 
     def __init__(self, dest: str, feed: Feed, idmap, userns: bool) -> None:
+        super().__init__(feed)
         self.root = dest
-        self.feed = feed
         self.to_host = None if idmap is None or idmap.empty else idmap.to_host
         self.userns = userns
         # Real directories known to exist below the root, as a tree of dicts keyed by name:
@@ -118,64 +112,10 @@ class _Applier:
         self.dirs: list = []
         self.size = 0
         self.entries = 0
-        self.previous: str | None = None
-        self.current: str | None = None
         self.xattr_errors: list = []
         self.devices_skipped = 0
         self.plnk_dir: str | None = None
         self.plnk: dict = {}
-
-    def where(self) -> str:
-        """Where in the archive the reader is, for messages."""
-        return "at the start of the archive" if self.previous is None else "after entry %s" % _quote(self.previous)
-
-    def next_header(self) -> Header | None:
-        """The next real entry with its extensions merged, or None at the end-of-archive marker."""
-        records = None
-        long_name = long_link = None
-        while True:
-            block = self.feed.read(BLOCK)
-            if len(block) < BLOCK:
-                if not block and self.previous is None and records is None:
-                    raise errors.ArchiveError("not a tar archive: it is empty (at the start of the archive)")
-                raise errors.ArchiveError("truncated archive: it ends without an end-of-archive marker, %s" % self.where())
-            if block == ZERO_BLOCK:
-                following = self.feed.read(BLOCK)
-                if len(following) == BLOCK and following != ZERO_BLOCK:
-                    raise errors.ArchiveError("invalid tar header %s: a zero block followed by data" % self.where())
-                return None
-            try:
-                hdr = parse_block(block)
-            except ValueError as exc:
-                raise errors.ArchiveError("%s %s" % (exc, self.where())) from None
-            if hdr.type in (PAX, LONGNAME, LONGLINK):
-                if hdr.size > _MAX_META:
-                    raise errors.ArchiveError("extended header of %d bytes is too long, %s" % (hdr.size, self.where()))
-                data = self.feed.read(hdr.size + (-hdr.size % BLOCK))
-                if len(data) < hdr.size + (-hdr.size % BLOCK):
-                    raise errors.ArchiveError("truncated archive: unexpected end of an extended header %s" % self.where())
-                data = data[:hdr.size]
-                if hdr.type == PAX:
-                    try:
-                        parsed = parse_pax(data)
-                    except ValueError as exc:
-                        raise errors.ArchiveError("%s %s" % (exc, self.where())) from None
-                    records = {**records, **parsed} if records else parsed
-                elif hdr.type == LONGNAME:
-                    long_name = text(data.partition(b"\0")[0])
-                else:
-                    long_link = text(data.partition(b"\0")[0])
-                continue
-            if records:
-                try:
-                    merge_pax(hdr, records)
-                except ValueError as exc:
-                    raise errors.ArchiveError("%s in entry %s" % (exc, _quote(hdr.name))) from None
-            if long_name is not None:
-                hdr.name = long_name
-            if long_link is not None:
-                hdr.linkname = long_link
-            return hdr
 
     def run(self) -> None:
         """Apply every entry in order, then the directory times in tar order."""
@@ -196,10 +136,6 @@ class _Applier:
             self.current = None
         for rel, atime, mtime in self.dirs:
             self._set_dir_times(rel, atime, mtime)
-
-    def position(self) -> str:
-        """The entry being applied, or where the reader is between entries, for messages."""
-        return "in entry %s" % _quote(self.current) if self.current is not None else self.where()
 
     def apply(self, hdr: Header) -> None:
         """One entry: skip, whiteout or create, following UnpackLayer's steps."""
@@ -237,19 +173,6 @@ class _Applier:
         while parent not in holders and parent != self.root:
             holders.add(parent)
             parent = parent.rpartition("/")[0]
-
-    def _skip_data(self, hdr: Header) -> None:
-        size = 0 if hdr.type in HEADER_ONLY else hdr.size
-        size += -size % BLOCK
-        if self.feed.skip(size) < size:
-            raise errors.ArchiveError("truncated archive: unexpected end of data in entry %s" % _quote(hdr.name))
-
-    def _copy_data(self, fd: int, hdr: Header) -> None:
-        pad = -hdr.size % BLOCK
-        copied = self.feed.copy_to(fd, hdr.size, pad)
-        if copied < hdr.size + pad:
-            raise errors.ArchiveError("truncated archive: unexpected end of data in entry %s (%d of %d bytes)"
-                                      % (_quote(hdr.name), min(copied, hdr.size), hdr.size))
 
     def _resolve(self, head: str, name: str, create: bool):
         """The real directory ``head`` (relative to the root) stands for, and its cache node.

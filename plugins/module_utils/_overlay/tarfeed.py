@@ -3,7 +3,8 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The reader thread of a layer apply: the stream read, decompressed and hashed in big chunks.
+"""Reading a layer tar: the reader thread (the stream read, decompressed and hashed in big chunks)
+and the entries it yields.
 
 A helper thread fills buffers from the stream while the applier parses and writes, so the
 sha256 of the layer costs no time on the critical path.
@@ -16,8 +17,15 @@ import os
 import queue
 import threading
 
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarheader import (
+    BLOCK, HEADER_ONLY, LONGLINK, LONGNAME, PAX, ZERO_BLOCK, Header, merge_pax, parse_block, parse_pax, text,
+)
+
 _CHUNK = 4 << 20
 _BUFFERS = 4
+# The longest PAX or GNU long-name header accepted: a bigger one is an attack, not a name.
+_MAX_META = 1 << 20
 
 
 class ReadFailed(Exception):
@@ -158,3 +166,89 @@ class Feed:
         self._stopping = True
         self._free.put(None)
         self._thread.join()
+
+
+def quote(name: str) -> str:
+    """An entry name as messages show it."""
+    return '"%s"' % name
+
+
+class EntryReader:
+    """The archive as a sequence of entries: headers with their extensions merged, data copied or skipped.
+
+    Knows where in the archive it is (``previous``, ``current``), so every error names the entry.
+    """
+
+    def __init__(self, feed: Feed) -> None:
+        self.feed = feed
+        self.previous: str | None = None
+        self.current: str | None = None
+
+    def where(self) -> str:
+        """Where in the archive the reader is, for messages."""
+        return "at the start of the archive" if self.previous is None else "after entry %s" % quote(self.previous)
+
+    def next_header(self) -> Header | None:
+        """The next real entry with its extensions merged, or None at the end-of-archive marker."""
+        records = None
+        long_name = long_link = None
+        while True:
+            block = self.feed.read(BLOCK)
+            if len(block) < BLOCK:
+                if not block and self.previous is None and records is None:
+                    raise errors.ArchiveError("not a tar archive: it is empty (at the start of the archive)")
+                raise errors.ArchiveError("truncated archive: it ends without an end-of-archive marker, %s" % self.where())
+            if block == ZERO_BLOCK:
+                following = self.feed.read(BLOCK)
+                if len(following) == BLOCK and following != ZERO_BLOCK:
+                    raise errors.ArchiveError("invalid tar header %s: a zero block followed by data" % self.where())
+                return None
+            try:
+                hdr = parse_block(block)
+            except ValueError as exc:
+                raise errors.ArchiveError("%s %s" % (exc, self.where())) from None
+            if hdr.type in (PAX, LONGNAME, LONGLINK):
+                if hdr.size > _MAX_META:
+                    raise errors.ArchiveError("extended header of %d bytes is too long, %s" % (hdr.size, self.where()))
+                data = self.feed.read(hdr.size + (-hdr.size % BLOCK))
+                if len(data) < hdr.size + (-hdr.size % BLOCK):
+                    raise errors.ArchiveError("truncated archive: unexpected end of an extended header %s" % self.where())
+                data = data[:hdr.size]
+                if hdr.type == PAX:
+                    try:
+                        parsed = parse_pax(data)
+                    except ValueError as exc:
+                        raise errors.ArchiveError("%s %s" % (exc, self.where())) from None
+                    records = {**records, **parsed} if records else parsed
+                elif hdr.type == LONGNAME:
+                    long_name = text(data.partition(b"\0")[0])
+                else:
+                    long_link = text(data.partition(b"\0")[0])
+                continue
+            if records:
+                try:
+                    merge_pax(hdr, records)
+                except ValueError as exc:
+                    raise errors.ArchiveError("%s in entry %s" % (exc, quote(hdr.name))) from None
+            if long_name is not None:
+                hdr.name = long_name
+            if long_link is not None:
+                hdr.linkname = long_link
+            return hdr
+
+    def position(self) -> str:
+        """The entry being applied, or where the reader is between entries, for messages."""
+        return "in entry %s" % quote(self.current) if self.current is not None else self.where()
+
+    def _skip_data(self, hdr: Header) -> None:
+        size = 0 if hdr.type in HEADER_ONLY else hdr.size
+        size += -size % BLOCK
+        if self.feed.skip(size) < size:
+            raise errors.ArchiveError("truncated archive: unexpected end of data in entry %s" % quote(hdr.name))
+
+    def _copy_data(self, fd: int, hdr: Header) -> None:
+        pad = -hdr.size % BLOCK
+        copied = self.feed.copy_to(fd, hdr.size, pad)
+        if copied < hdr.size + pad:
+            raise errors.ArchiveError("truncated archive: unexpected end of data in entry %s (%d of %d bytes)"
+                                      % (quote(hdr.name), min(copied, hdr.size), hdr.size))
