@@ -37,6 +37,14 @@ def part(name: str, *attrs: str):
     return mod
 
 
+def open_diff():
+    """The driver's open_diff: in decompress.py, or in layertar.py in checkouts before the split."""
+    try:
+        return part("decompress", "open_diff").open_diff
+    except Unavailable:
+        return part("layertar", "open_diff").open_diff
+
+
 def _hwm_kb() -> int:
     with open("/proc/self/status", encoding="ascii") as f:
         for line in f:
@@ -46,10 +54,11 @@ def _hwm_kb() -> int:
 
 
 def op_apply(a):
-    layertar = part("layertar", "open_diff", "apply_layer")
+    layertar = part("layertar", "apply_layer")
+    opener = open_diff()
 
     def run():
-        with layertar.open_diff(a["tar"]) as stream:
+        with opener(a["tar"]) as stream:
             r = layertar.apply_layer(a["dest"], stream)
         return {"entries": r.entries, "size": r.size}
     return run
@@ -69,11 +78,12 @@ def op_apply_chain(a):
 
 def op_child(a):
     treecopy = part("treecopy", "dir_copy", "HARDLINK")
-    layertar = part("layertar", "open_diff", "apply_layer")
+    layertar = part("layertar", "apply_layer")
+    opener = open_diff()
 
     def run():
         treecopy.dir_copy(a["parent"], a["dest"], treecopy.HARDLINK)
-        with layertar.open_diff(a["tar"]) as stream:
+        with opener(a["tar"]) as stream:
             r = layertar.apply_layer(a["dest"], stream)
         return {"entries": r.entries}
     return run

@@ -199,8 +199,7 @@ ansible_facts:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import tasks
-from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, run_module
+from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, facts_task, run_module
 
 
 def main() -> None:
@@ -208,7 +207,7 @@ def main() -> None:
         argument_spec=argument_spec(sizes={"type": "bool", "default": False}),
         supports_check_mode=True,
     )
-    run_module(module, lambda driver: tasks.facts(driver, module.params))
+    run_module(module, facts_task(module))
 
 
 if __name__ == "__main__":

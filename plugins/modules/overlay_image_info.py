@@ -168,12 +168,9 @@ layers:
       sample: application/vnd.oci.image.layer.v1.tar+gzip
 """
 
-import dataclasses
-import traceback
-
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagearchive
+from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import image_info_task, run_module
 
 
 def main() -> None:
@@ -184,14 +181,7 @@ def main() -> None:
         },
         supports_check_mode=True,
     )
-    try:
-        image = imagearchive.read_image(module.params["path"], module.params["image"])
-    except errors.OverlayError as exc:
-        module.fail_json(msg=str(exc), error=type(exc).__name__)
-    except OSError as exc:
-        module.fail_json(msg="%s: %s" % (exc.filename or "operating system error", exc.strerror or exc),
-                         error="OSError", exception=traceback.format_exc())
-    module.exit_json(changed=False, image=image.info(), layers=[dataclasses.asdict(layer) for layer in image.layers])
+    run_module(module, image_info_task(module), needs_driver=False)
 
 
 if __name__ == "__main__":

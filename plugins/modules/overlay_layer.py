@@ -252,11 +252,15 @@ elapsed:
   type: float
   sample: 1.204
 modifications:
-  description: What the run did, in words (in check mode, what it would do).
+  description:
+    - The operations the run carried out, in order; in check mode the same list, the plan that a real run
+      from the same state carries out.
+    - Each is a dict with C(op) and C(id) and the operation's own keys, C(op) one of V(clear_leftovers),
+      V(remove) (C(force), C(reason)), V(create) (C(parent), C(diff)) or V(export) (C(parent), C(dest)).
   returned: always
   type: list
-  elements: str
-  sample: ["created layer app on base", "applied /srv/images/app-layer.tar.gz (347 entries, 10240 bytes)"]
+  elements: dict
+  sample: [{"op": "create", "id": "app", "parent": "base", "diff": "/srv/images/app-layer.tar.gz"}]
 parent:
   description: The layer the export was diffed against; V(null) means the whole tree was exported.
   returned: when O(state=exported)
@@ -287,8 +291,7 @@ size:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import tasks
-from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, run_module
+from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, layer_task, run_module
 
 
 def main() -> None:
@@ -305,7 +308,7 @@ def main() -> None:
         required_if=[("state", "exported", ("dest",))],
         supports_check_mode=True,
     )
-    run_module(module, lambda driver: tasks.layer(driver, module.params, module.check_mode, module._diff))
+    run_module(module, layer_task(module))
 
 
 if __name__ == "__main__":

@@ -133,11 +133,15 @@ kind:
   type: str
   sample: container
 modifications:
-  description: What the run did, in words (in check mode, what it would do).
+  description:
+    - The operations the run carried out, in order; in check mode the same list, the plan that a real run
+      from the same state carries out.
+    - Each is a dict with C(op) and C(id) and the operation's own keys, C(op) one of V(add_holder) (C(holder)),
+      V(mount) (C(path)), V(drop_holders) (C(holders)) or V(unmount) (C(path)).
   returned: always
   type: list
-  elements: str
-  sample: ["added holder web", "mounted /var/lib/graphdriver/overlay/web-1/merged"]
+  elements: dict
+  sample: [{"op": "add_holder", "id": "web-1", "holder": "web"}, {"op": "mount", "id": "web-1", "path": "/var/lib/graphdriver/overlay/web-1/merged"}]
 elapsed:
   description: Seconds the module took.
   returned: always
@@ -147,8 +151,7 @@ elapsed:
 
 from ansible.module_utils.basic import AnsibleModule
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import tasks
-from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, run_module
+from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver import argument_spec, mount_task, run_module
 
 
 def main() -> None:
@@ -162,7 +165,7 @@ def main() -> None:
         ),
         supports_check_mode=True,
     )
-    run_module(module, lambda driver: tasks.mount(driver, module.params, module.check_mode, module._diff))
+    run_module(module, mount_task(module))
 
 
 if __name__ == "__main__":

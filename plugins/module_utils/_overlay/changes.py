@@ -32,7 +32,7 @@ import stat
 import sys
 from typing import NamedTuple
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, whiteouts
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, whiteouts, xattrs
 
 MODIFY = "C"
 ADD = "A"
@@ -41,7 +41,6 @@ DELETE = "D"
 # Docker's ChangeType values (Modify=0, Add=1, Delete=2): graphtest sorts on them after the path.
 _KIND_RANK = {MODIFY: 0, ADD: 1, DELETE: 2}
 
-_CAPS_XATTR = "security.capability"
 _CHUNK = 256 * 1024
 _NS = 1000000000
 _FS_ENCODING, _FS_ERRORS = sys.getfilesystemencoding(), sys.getfilesystemencodeerrors()
@@ -113,9 +112,9 @@ def read_caps(path: str | bytes) -> bytes | None:
     """The raw security.capability xattr of ``path`` (not followed), or None; errors count as none, as in Docker."""
     try:
         # listxattr first: a miss costs a third of a failing getxattr, and most files have no caps.
-        if _CAPS_XATTR not in os.listxattr(path, follow_symlinks=False):
+        if xattrs.CAPABILITY not in os.listxattr(path, follow_symlinks=False):
             return None
-        return os.getxattr(path, _CAPS_XATTR, follow_symlinks=False)
+        return os.getxattr(path, xattrs.CAPABILITY, follow_symlinks=False)
     except OSError:
         return None
 
@@ -252,24 +251,24 @@ def _overlay_names(path: str) -> list:
             return []
         raise
     if names:
-        for name in (whiteouts.OVERLAY_REDIRECT_XATTR, whiteouts.OVERLAY_METACOPY_XATTR):
+        for name in (xattrs.OVERLAY_REDIRECT, xattrs.OVERLAY_METACOPY):
             if name in names:
                 raise NeedsMergedView("%s carries %s: changes of this layer can only be read through its merged view" % (path, name))
     return names
 
 
 def _is_opaque(path: str, names: list) -> bool:
-    if whiteouts.OVERLAY_OPAQUE_XATTR not in names:
+    if xattrs.OVERLAY_OPAQUE not in names:
         return False
-    return whiteouts.is_opaque_value(os.getxattr(path, whiteouts.OVERLAY_OPAQUE_XATTR, follow_symlinks=False))
+    return whiteouts.is_opaque_value(os.getxattr(path, xattrs.OVERLAY_OPAQUE, follow_symlinks=False))
 
 
 def _caps_of(path: str, names: list) -> bytes | None:
     """read_caps with the xattr names already listed."""
-    if _CAPS_XATTR not in names:
+    if xattrs.CAPABILITY not in names:
         return None
     try:
-        return os.getxattr(path, _CAPS_XATTR, follow_symlinks=False)
+        return os.getxattr(path, xattrs.CAPABILITY, follow_symlinks=False)
     except OSError:
         return None
 

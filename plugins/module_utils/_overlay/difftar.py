@@ -14,7 +14,7 @@ version 3 caps turned into version 2); a second name of an inode already written
 hardlink entry. Deletions become empty ``.wh.<name>`` entries.
 
 Unlike Docker, whiteouts get mtime 0 instead of the clock, so exporting an unchanged layer
-twice gives the same bytes. Headers are written by hand: the stdlib ``tarfile`` costs about ten
+twice gives the same bytes. Headers are written by hand (``tarheader``): the stdlib ``tarfile`` costs about ten
 times more per entry (it looks up user and group names), and a layer is mostly small files.
 Large files go through sendfile(2) when ``out`` is a plain file.
 """
@@ -26,104 +26,30 @@ import io
 import os
 import posixpath
 import stat
-import struct
-import zlib
 from typing import Any, BinaryIO, Iterable
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import whiteouts
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import whiteouts, xattrs
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.changes import DELETE, Change, UpperChanges, change_key, read_caps
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarheader import (
+    BLOCK, END_OF_ARCHIVE, FLAG_BLK, FLAG_CHR, FLAG_DIR, FLAG_FIFO, FLAG_LINK, FLAG_REG, FLAG_SYMLINK, NS, XATTR_PREFIX, tar_header,
+)
 
-_BLOCK = 512
-_ZEROS = bytes(2 * _BLOCK)
 _FLUSH_AT = 1 << 20
 _CHUNK = 1 << 20
-_MAX_ID = 0o7777777
-_MAX_NUM = 0o77777777777
-_NS = 1000000000
 
 # linux/capability.h: the revision is the high byte of the little-endian magic_etc word.
 _CAP_REVISION_OFFSET = 3
 _CAP_REVISION_2 = 2
 _CAP_REVISION_3 = 3
 _CAP_V2_SIZE = 20
-_CAPS_RECORD = b"SCHILY.xattr.security.capability"
+_CAPS_RECORD = XATTR_PREFIX + xattrs.CAPABILITY.encode("ascii")
 
-_REG, _LINK, _SYMLINK, _CHR, _BLK, _DIR, _FIFO, _PAX = b"0", b"1", b"2", b"3", b"4", b"5", b"6", b"x"
-_TYPES = {stat.S_IFREG: _REG, stat.S_IFDIR: _DIR, stat.S_IFLNK: _SYMLINK, stat.S_IFCHR: _CHR, stat.S_IFBLK: _BLK, stat.S_IFIFO: _FIFO}
+_TYPES = {stat.S_IFREG: FLAG_REG, stat.S_IFDIR: FLAG_DIR, stat.S_IFLNK: FLAG_SYMLINK, stat.S_IFCHR: FLAG_CHR, stat.S_IFBLK: FLAG_BLK, stat.S_IFIFO: FLAG_FIFO}
 
-# magic and version, then empty uname and gname: Docker writes no owner names.
-_MAGIC_AND_NAMES = b"ustar\x0000" + bytes(64)
-_NO_DEVICE = b"0000000\x000000000\x00"
-# name, mode+uid+gid+size+mtime, chksum, typeflag, linkname, magic+version+uname+gname, devmajor+devminor, prefix+pad.
-_USTAR = struct.Struct("100s48s8s1s100s72s16s167s")
-# The checksum is computed with its own 8-byte field read as spaces.
-_CHKSUM_FIXED = 8 * ord(" ") + sum(_MAGIC_AND_NAMES)
 # Files from this size on go through sendfile(2) when the output is a plain file: no copies in Python.
 _DIRECT = 128 * 1024
 _SEND_MAX = 1 << 30
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
-_CAPS_XATTR = "security.capability"
-
-
-def _ascii(raw: bytes, width: int) -> bytes:
-    """A best-effort ASCII copy for a field whose real value travels in a PAX record (as Go writes it)."""
-    return bytes(byte for byte in raw if byte < 0x80)[:width]
-
-
-def _pax_record(key: bytes, value: bytes) -> bytes:
-    body = b" " + key + b"=" + value + b"\n"
-    digits = len(b"%d" % len(body))
-    total = len(body) + digits
-    # The length counts its own digits; one more digit is needed when that pushes it past a power of ten.
-    if len(b"%d" % total) > digits:
-        total += 1
-    return b"%d" % total + body
-
-
-def _block(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, flag: bytes, linkname: bytes, major: int, minor: int) -> bytes:
-    numbers = b"%07o\0%07o\0%07o\0%011o\0%011o\0" % (mode, uid, gid, size, mtime)
-    devices = b"%07o\0%07o\0" % (major, minor) if major or minor else _NO_DEVICE
-    # Only the variable fields are summed: the fixed ones are folded into _CHKSUM_FIXED. Every
-    # byte here is ASCII (tar_header puts anything else in PAX records), so the 265 bytes sum to
-    # less than 65521 and adler32's low half (1 + the byte sum modulo 65521) is the exact sum, at C speed.
-    chksum = (zlib.adler32(name + numbers + flag + linkname + devices) & 0xFFFF) - 1 + _CHKSUM_FIXED
-    return _USTAR.pack(name, numbers, b"%06o\0 " % chksum, flag, linkname, _MAGIC_AND_NAMES, devices, b"")
-
-
-def tar_header(name: bytes, mode: int, uid: int, gid: int, size: int, mtime: int, flag: bytes,
-               linkname: bytes = b"", major: int = 0, minor: int = 0, records: dict[bytes, bytes] | None = None) -> bytes:
-    """One entry's header blocks: a PAX extended header first when a value does not fit USTAR or xattrs are given."""
-    fits = max(len(name), len(linkname)) <= 100 and max(uid, gid) <= _MAX_ID and min(size, mtime) >= 0 and max(size, mtime) <= _MAX_NUM
-    if fits and not records and (name + linkname).isascii():
-        return _block(name, mode, uid, gid, size, mtime, flag, linkname, major, minor)
-    pax = dict(records) if records else {}
-    real_name = name
-    if len(name) > 100 or not name.isascii():
-        pax[b"path"] = name
-        name = _ascii(name, 100)
-    if len(linkname) > 100 or not linkname.isascii():
-        pax[b"linkpath"] = linkname
-        linkname = _ascii(linkname, 100)
-    if uid > _MAX_ID:
-        pax[b"uid"] = b"%d" % uid
-        uid = 0
-    if gid > _MAX_ID:
-        pax[b"gid"] = b"%d" % gid
-        gid = 0
-    if size > _MAX_NUM:
-        pax[b"size"] = b"%d" % size
-        size = 0
-    if not 0 <= mtime <= _MAX_NUM:
-        pax[b"mtime"] = b"%d" % mtime
-        mtime = 0
-    block = _block(name, mode, uid, gid, size, mtime, flag, linkname, major, minor)
-    if not pax:
-        return block
-    # Sorted keys keep the extended header reproducible.
-    data = b"".join(_pax_record(key, pax[key]) for key in sorted(pax))
-    head, tail = posixpath.split(real_name.rstrip(b"/"))
-    pax_name = _ascii(posixpath.join(head, b"PaxHeaders.0", tail), 100)
-    return _block(pax_name, 0, 0, 0, len(data), 0, _PAX, b"", 0, 0) + data + bytes(-len(data) % _BLOCK) + block
 
 
 def caps_for_tar(raw: bytes | None) -> bytes | None:
@@ -177,7 +103,7 @@ class _TarWriter:
         """An empty ``<dir>/.wh.<base>`` entry for a deleted absolute ``path``; mtime 0 for reproducibility."""
         head, base = posixpath.split(path)
         name = posixpath.join(head, whiteouts.whiteout_name(base)).lstrip("/")
-        self._emit(tar_header(os.fsencode(name), 0, 0, 0, 0, 0, _REG))
+        self._emit(tar_header(os.fsencode(name), 0, 0, 0, 0, 0, FLAG_REG))
 
     def add(self, path: bytes, name: bytes, known: tuple | None = None) -> bool:
         """Write ``path`` as entry ``name``; True when it was a directory. Vanished paths and sockets are skipped.
@@ -220,38 +146,38 @@ class _TarWriter:
         size = 0
         linkname = b""
         major = minor = 0
-        if flag == _REG:
+        if flag == FLAG_REG:
             size = st.st_size
-        elif flag == _DIR:
+        elif flag == FLAG_DIR:
             if not name.endswith(b"/"):
                 name += b"/"
-        elif flag == _SYMLINK:
+        elif flag == FLAG_SYMLINK:
             linkname = os.readlink(path)
-        elif flag in (_CHR, _BLK):
+        elif flag in (FLAG_CHR, FLAG_BLK):
             major, minor = os.major(st.st_rdev), os.minor(st.st_rdev)
         if names is None:
             caps = caps_for_tar(read_caps(path))
-        elif _CAPS_XATTR in names:
+        elif xattrs.CAPABILITY in names:
             caps = caps_for_tar(read_caps(path))
         else:
             caps = None
         records = {_CAPS_RECORD: caps} if caps is not None else None
-        if flag != _DIR and st.st_nlink > 1:
+        if flag != FLAG_DIR and st.st_nlink > 1:
             # Keyed by inode alone, as Docker does: one tar reads one filesystem.
             first = self._seen.get(st.st_ino)
             if first is None:
                 self._seen[st.st_ino] = name
             else:
-                flag, linkname, size = _LINK, first, 0
+                flag, linkname, size = FLAG_LINK, first, 0
         uid, gid = st.st_uid, st.st_gid
         if self._idmap is not None and not whiteouts.is_overlay_whiteout(mode, st.st_rdev):
             # Whiteouts were made by the kernel and already belong to the host's ids.
             if not whiteouts.is_whiteout(os.fsdecode(posixpath.basename(name.rstrip(b"/")))):
                 uid, gid = self._idmap.to_container(uid, gid)
-        header = tar_header(name, mode & (stat.S_IFMT(mode) | 0o7777), uid, gid, size, st.st_mtime_ns // _NS, flag, linkname, major, minor, records)
+        header = tar_header(name, mode & (stat.S_IFMT(mode) | 0o7777), uid, gid, size, st.st_mtime_ns // NS, flag, linkname, major, minor, records)
         if size == 0:
             self._emit(header)
-            return flag == _DIR
+            return flag == FLAG_DIR
         if fd is not None:
             self._content(fd, header, size)
             return False
@@ -277,7 +203,7 @@ class _TarWriter:
             buf += data
             remaining = self._copy(fd, size - len(data)) if data else size
         # A file that shrank since lstat is padded, as GNU tar does: the header already promised size bytes.
-        self._emit(bytes(remaining + (-size % _BLOCK)))
+        self._emit(bytes(remaining + (-size % BLOCK)))
 
     def _copy(self, fd: int, remaining: int) -> int:
         while remaining:
@@ -320,7 +246,7 @@ class _TarWriter:
 
     def close(self) -> int:
         """End the archive with two zero blocks, flush, and return the bytes written."""
-        self._emit(_ZEROS)
+        self._emit(END_OF_ARCHIVE)
         self._flush()
         return self._written
 

@@ -5,16 +5,45 @@
 
 """Typed errors of the overlay driver.
 
-Every error the driver raises on purpose is an ``OverlayError``; ``str(error)`` is the
-message a user sees, and it names the thing that is wrong and, where there is one, the fix.
-The modules turn these into ``fail_json`` in one place (``overlay_driver.run_module``).
+Every error the driver raises on purpose is an ``OverlayError``: a message that names what is
+wrong, and where known the ``path`` and ``layer_id`` it concerns and a ``fix`` (one of the
+``FIX_*`` codes). ``str(error)`` is the message with the fix in generic words; the modules'
+facade (``overlay_driver.run_module``) turns errors into ``fail_json`` in one place and words
+the fix in terms of the modules' options.
 """
 
 from __future__ import annotations
 
+# The layer is damaged: remove it, forcing the removal, and create it again.
+FIX_RECREATE = "recreate"
+# The layer exists but differs from what was asked: remove it and create it as asked.
+FIX_REPLACE = "replace"
+
+GENERIC_FIXES = {
+    FIX_RECREATE: "remove it (forcing the removal) and recreate it",
+    FIX_REPLACE: "remove it and recreate it as asked",
+}
+
 
 class OverlayError(Exception):
     """Base class: anything the driver refuses or fails on deliberately."""
+
+    def __init__(self, message: str, path: str | None = None, layer_id: str | None = None, fix: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.layer_id = layer_id
+        self.fix = fix
+
+    def __str__(self) -> str:
+        if self.fix is None:
+            return self.message
+        return "%s; %s" % (self.message, GENERIC_FIXES[self.fix])
+
+    def fields(self) -> dict:
+        """The typed fields that are set, for a failure result."""
+        found = {"path": self.path, "layer_id": self.layer_id, "fix": self.fix}
+        return {key: value for key, value in found.items() if value is not None}
 
 
 class InvalidArgument(OverlayError):
@@ -35,6 +64,10 @@ class LayerConflict(OverlayError):
 
 class LayerBusy(OverlayError):
     """A layer cannot be removed: it has holders or dependent layers."""
+
+
+class NotALayer(OverlayError):
+    """Something under home is not a layer (a Docker volume, a user's file): the driver leaves it alone."""
 
 
 class ArchiveError(OverlayError):

@@ -82,22 +82,25 @@ def parse_id_maps(items: object, option_name: str) -> tuple[IDMap, ...]:
     return tuple(_parse_one(item, option_name, index) for index, item in enumerate(items))
 
 
-def _to_host(container_id: int, maps: tuple[IDMap, ...]) -> int:
+def _translate(value: int, maps: tuple[IDMap, ...], inside: bool) -> int:
+    """Map an id through ``maps``: a container id to the host (``inside``) or a host id back."""
     if not maps:
-        return container_id
+        return value
     for entry in maps:
-        if entry.container_id <= container_id <= entry.container_id + entry.size - 1:
-            return entry.host_id + (container_id - entry.container_id)
-    raise errors.IdMapError("Container ID %d cannot be mapped to a host ID" % container_id)
+        start, target = (entry.container_id, entry.host_id) if inside else (entry.host_id, entry.container_id)
+        if start <= value <= start + entry.size - 1:
+            return target + (value - start)
+    if inside:
+        raise errors.IdMapError("Container ID %d cannot be mapped to a host ID" % value)
+    raise errors.IdMapError("Host ID %d cannot be mapped to a container ID" % value)
+
+
+def _to_host(container_id: int, maps: tuple[IDMap, ...]) -> int:
+    return _translate(container_id, maps, inside=True)
 
 
 def _to_container(host_id: int, maps: tuple[IDMap, ...]) -> int:
-    if not maps:
-        return host_id
-    for entry in maps:
-        if entry.host_id <= host_id <= entry.host_id + entry.size - 1:
-            return entry.container_id + (host_id - entry.host_id)
-    raise errors.IdMapError("Host ID %d cannot be mapped to a container ID" % host_id)
+    return _translate(host_id, maps, inside=False)
 
 
 class IdentityMapping:

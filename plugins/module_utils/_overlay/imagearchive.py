@@ -25,6 +25,7 @@ images that share base layers share them on disk.
 from __future__ import annotations
 
 import hashlib
+import errno
 import json
 import lzma
 import os
@@ -33,14 +34,11 @@ import re
 import zlib
 from dataclasses import asdict, dataclass
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, layertar
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, fsutil, tarheader
 
 _DIGEST = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-_BLOCK = 512
-_CHUNK = 1 << 20
 # Go's tar reader gives these entry types no data section, whatever their size field says.
-_HEADER_ONLY = frozenset(b"123456")
 _INDEX_TYPES = frozenset((
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -180,7 +178,7 @@ def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> La
     try:
         size = os.stat(layer.path).st_size
         with open(layer.path, "rb") as handle:
-            compression = layertar.detect_compression(handle.read(8))
+            compression = decompress.detect_compression(handle.read(8))
     except OSError as exc:
         raise errors.ArchiveError("%s: cannot read it: %s" % (where, exc.strerror)) from None
     if descriptor is not None:
@@ -193,9 +191,9 @@ def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> La
             raise errors.ArchiveError("%s: digest mismatch: the blob's digest is %s:%s, its manifest says %s:%s"
                                       % (where, algorithm, actual, algorithm, expected))
     try:
-        with layertar.open_diff(layer.path) as stream:
+        with decompress.open_diff(layer.path) as stream:
             checker = _TarChecker(stream)
-            digest = layertar.digest_stream(checker)[0]
+            digest = decompress.digest_stream(checker)[0]
             checker.finish()
     except errors.ArchiveError as exc:
         raise errors.ArchiveError("%s: truncated or corrupt: %s" % (where, exc)) from None
@@ -210,7 +208,7 @@ def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> La
 class _TarChecker:
     """A stream wrapper that walks the tar headers of what passes through it.
 
-    Feeding ``layertar.digest_stream`` through it checks the tar's structure in the same pass
+    Feeding ``decompress.digest_stream`` through it checks the tar's structure in the same pass
     that hashes it: a stream that ends inside a header or inside an entry's data raises.
     """
 
@@ -239,10 +237,10 @@ class _TarChecker:
                 self._skip -= take
                 pos += take
                 continue
-            take = min(_BLOCK - len(self._header), len(data) - pos)
+            take = min(tarheader.BLOCK - len(self._header), len(data) - pos)
             self._header += data[pos:pos + take]
             pos += take
-            if len(self._header) == _BLOCK:
+            if len(self._header) == tarheader.BLOCK:
                 self._block(bytes(self._header))
                 self._header.clear()
         self._offset += len(data)
@@ -254,16 +252,16 @@ class _TarChecker:
             if not self._extension:
                 self._skip = self._pending
             return
-        if block == bytes(_BLOCK):
+        if block == tarheader.ZERO_BLOCK:
             self._ended = True
             return
-        if not _checksum_ok(block):
+        if not tarheader.checksum_ok(block):
             raise errors.ArchiveError("not a valid tar: a damaged header after entry %r" % self._entry)
         self._entry = block[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
         kind = block[156]
-        size = 0 if kind in _HEADER_ONLY else _number(block[124:136])
-        self._pending = -(-size // _BLOCK) * _BLOCK
-        if kind == ord("S") and block[482]:
+        size = tarheader.data_size(block)
+        self._pending = -(-size // tarheader.BLOCK) * tarheader.BLOCK
+        if kind == tarheader.GNU_SPARSE and block[482]:
             self._extension = True
         else:
             self._skip = self._pending
@@ -273,23 +271,6 @@ class _TarChecker:
         if self._header or self._skip or self._extension:
             raise errors.ArchiveError("the tar ends inside %s" % (
                 "entry %r" % self._entry if self._skip else "a header after entry %r" % self._entry))
-
-
-def _checksum_ok(block: bytes) -> bool:
-    try:
-        stored = _number(block[148:156])
-    except ValueError:
-        return False
-    unsigned = sum(block[:148]) + 8 * 0x20 + sum(block[156:])
-    signed = unsigned - 256 * sum(1 for byte in block[:148] + block[156:] if byte & 0x80)
-    return stored in (unsigned, signed)
-
-
-def _number(raw: bytes) -> int:
-    if raw and raw[0] & 0x80:
-        return int.from_bytes(bytes((raw[0] & 0x7F,)) + raw[1:], "big")
-    text = raw.strip(b" \0")
-    return int(text, 8) if text else 0
 
 
 def _select(root: str, candidates: list, image: str | None) -> int:
@@ -442,11 +423,11 @@ def _load_json(root: str, path: str, what: str):
 
 
 def _file_hash(path: str, algorithm: str) -> str:
-    digest = hashlib.new(algorithm)
+    """The hex digest of a file the archive names; a missing or unreadable one fails naming it."""
     try:
-        with open(path, "rb") as handle:
-            for chunk in iter(lambda: handle.read(_CHUNK), b""):
-                digest.update(chunk)
+        found = fsutil.file_digest(path, algorithm)
     except OSError as exc:
         raise errors.ArchiveError("cannot read %s: %s" % (path, exc.strerror)) from None
-    return digest.hexdigest()
+    if found is None:
+        raise errors.ArchiveError("cannot read %s: %s" % (path, os.strerror(errno.ENOENT)))
+    return found.partition(":")[2]

@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import Callable
 
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import fsutil
+
 MNT_DETACH = 2
 OVERLAY_SUPER_MAGIC = 0x794C7630
 
@@ -103,8 +105,7 @@ def read_mountinfo(path: str = "/proc/self/mountinfo") -> list[MountInfo]:
 
 @functools.lru_cache(maxsize=None)
 def _libc() -> ctypes.CDLL:
-    # The running interpreter already links libc; asking for it by name would spawn ldconfig.
-    libc = ctypes.CDLL(None, use_errno=True)
+    libc = fsutil.libc()
     libc.mount.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_ulong, ctypes.c_char_p]
     libc.mount.restype = ctypes.c_int
     libc.umount2.argtypes = [ctypes.c_char_p, ctypes.c_int]
@@ -112,23 +113,18 @@ def _libc() -> ctypes.CDLL:
     return libc
 
 
-def _raise_errno(target: str) -> None:
-    code = ctypes.get_errno()
-    raise OSError(code, os.strerror(code), target)
-
-
 def mount(source: str, target: str, fstype: str, flags: int = 0, data: str = "") -> None:
     """mount(2); raises OSError with the errno and ``target`` as its filename."""
     # Like Go's unix.Mount, empty data is passed as NULL, not as an empty string.
     raw_data = os.fsencode(data) if data else None
     if _libc().mount(os.fsencode(source), os.fsencode(target), os.fsencode(fstype), flags, raw_data) != 0:
-        _raise_errno(target)
+        fsutil.raise_errno(target)
 
 
 def unmount(target: str, flags: int = 0) -> None:
     """umount2(2); raises OSError with the errno and ``target`` as its filename."""
     if _libc().umount2(os.fsencode(target), flags) != 0:
-        _raise_errno(target)
+        fsutil.raise_errno(target)
 
 
 def _go_quote(text: str) -> str:

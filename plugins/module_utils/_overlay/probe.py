@@ -27,8 +27,9 @@ import subprocess
 import tempfile
 from dataclasses import dataclass, field
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, fsutil
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import kernel
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import STATE_DIR
 
 FS_NAMES: dict[int, str] = {
     0x61756673: "aufs",
@@ -92,23 +93,13 @@ def fs_name(magic: int) -> str:
     return FS_NAMES.get(magic, UNKNOWN_FS)
 
 
-@functools.lru_cache(maxsize=None)
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
-
-
-def _raise_errno(path: str) -> None:
-    code = ctypes.get_errno()
-    raise OSError(code, os.strerror(code), path)
-
-
 def statfs_magic(path: str) -> int:
     """The f_type of statfs(2) on ``path`` as an unsigned 32-bit magic (Go's FsMagic), for FS_NAMES."""
     # struct statfs is at most 120 bytes on every Linux ABI; the slack guards against a bigger one.
     buf = ctypes.create_string_buffer(512)
-    libc = _libc()
+    libc = fsutil.libc()
     if libc.statfs(ctypes.c_char_p(os.fsencode(path)), buf) != 0:
-        _raise_errno(path)
+        fsutil.raise_errno(path)
     # f_type is the first field: a long everywhere except s390x, where it is an unsigned int.
     if platform.machine() == "s390x":
         raw = ctypes.c_uint.from_buffer(buf).value
@@ -140,7 +131,7 @@ def has_overlay(proc_filesystems_text: str) -> bool:
 @functools.lru_cache(maxsize=None)
 def _getdents64():
     number = _GETDENTS64.get((platform.machine(), struct.calcsize("P")))
-    libc = _libc()
+    libc = fsutil.libc()
     if number is not None:
         syscall = libc.syscall
         syscall.restype = ctypes.c_long
@@ -184,7 +175,7 @@ def _read_dirents(path: str) -> list[tuple[str, int]]:
         while True:
             count = call(fd, buf, _DIRENT_BUFFER)
             if count < 0:
-                _raise_errno(path)
+                fsutil.raise_errno(path)
             if count == 0:
                 return entries
             entries.extend(_parse_dirents(buf.raw[:count]))
@@ -376,7 +367,7 @@ def _probe_testdir(report: SupportReport, home: str, test_mount: bool) -> None:
 
     if test_mount:
         # Our own state dir, when there is one, keeps the probe's temporary dirs out of home.
-        state_dir = os.path.join(home, ".graphdriver")
+        state_dir = os.path.join(home, STATE_DIR)
         mount_dir = state_dir if os.path.isdir(state_dir) else report.testdir
         before = os.stat(mount_dir)
         try:

@@ -27,12 +27,11 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, whiteouts
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, xattrs
 
 HARDLINK = "hardlink"
 CONTENT = "content"
 
-CAPABILITY_XATTR = "security.capability"
 
 _FICLONE = 0x40049409
 # Go's Chtimes maps times it cannot represent as int64 nanoseconds to the epoch.
@@ -80,7 +79,7 @@ class _Run:
 
     def __init__(self, hardlink: bool, copy_opaque: bool, warn) -> None:
         self.hardlink = hardlink
-        self.xattrs = (CAPABILITY_XATTR, whiteouts.OVERLAY_OPAQUE_XATTR) if copy_opaque else (CAPABILITY_XATTR,)
+        self.xattrs = (xattrs.CAPABILITY, xattrs.OVERLAY_OPAQUE) if copy_opaque else (xattrs.CAPABILITY,)
         self.warn = warn
         self.reflink = True
         self.copy_range = True

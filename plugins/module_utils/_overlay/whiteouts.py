@@ -24,10 +24,6 @@ WHITEOUT_META_PREFIX = ".wh..wh."
 WHITEOUT_OPAQUE = ".wh..wh..opq"
 WHITEOUT_LINK_DIR = ".wh..wh.plnk"
 
-OVERLAY_OPAQUE_XATTR = "trusted.overlay.opaque"
-OVERLAY_REDIRECT_XATTR = "trusted.overlay.redirect"
-OVERLAY_METACOPY_XATTR = "trusted.overlay.metacopy"
-
 
 def is_whiteout(basename: str) -> bool:
     """True for ``.wh.<name>`` and the opaque marker: entries that delete, not create."""

@@ -126,3 +126,29 @@ def test_missing_diff_file_fails_naming_it(capsys, tmp_path):
     assert result["failed"]
     assert "missing.tar" in result["msg"]
     assert not os.path.exists(home)
+
+
+def test_a_refusal_carries_its_fields_and_the_fix_in_module_words(capsys, tmp_path):
+    home = tmp_path / "home"
+    assert run_module(capsys, {"home": str(home), "id": "base"})["changed"] is True
+    result = run_module(capsys, {"home": str(home), "id": "c1", "parent": "base"})
+    assert result["changed"] is True
+    result = run_module(capsys, {"home": str(home), "id": "c2", "parent": "c1x"})
+    assert result["msg"] == "parent layer c1x does not exist"
+    assert result["details"] == {"path": str(home / "c1x"), "layer_id": "c1x"}, result
+    # As Docker leaves it: no record of the parent, and a lower-id that is not an id.
+    os.unlink(str(home / ".graphdriver" / "layers" / "c1.json"))
+    with open(str(home / "c1" / "lower-id"), "wb") as handle:
+        handle.write(b"../etc")
+    result = run_module(capsys, {"home": str(home), "id": "c1", "parent": "base"})
+    assert result["failed"] and result["error"] == "CorruptState", result
+    assert result["msg"].endswith("the layer c1 is damaged; remove it with overlay_layer state=absent force=true and recreate it"), result["msg"]
+    assert result["details"] == {"path": str(home / "c1" / "lower-id"), "layer_id": "c1", "fix": "recreate"}, result
+
+
+def test_modifications_are_the_plan_in_check_mode_and_in_the_real_run(capsys, tmp_path):
+    args = {"home": str(tmp_path / "home"), "id": "base"}
+    planned = run_module(capsys, dict(args, _ansible_check_mode=True))
+    done = run_module(capsys, args)
+    assert planned["modifications"] == done["modifications"] == [{"op": "create", "id": "base", "parent": None, "diff": None}]
+    assert planned["changed"] is done["changed"] is True

@@ -26,7 +26,7 @@ import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.holders import STATE_DIR
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import STATE_DIR
 
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay import test_faults as tf
 
@@ -132,7 +132,7 @@ def test_an_operation_that_waited_for_a_concurrent_remove_reports_the_layer_miss
         proc = tf.start_worker(drv.home, operation, args)
         # Time for the worker to find the layer and block on its lock, which this test holds.
         time.sleep(1.0)
-        drv._remove_dir("ctr")  # pylint: disable=protected-access
+        drv.recovery.discard("ctr")
     finally:
         os.close(fd)
     _stdout, stderr = proc.communicate(timeout=60)

@@ -29,7 +29,7 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay impor
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import changes as changes_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, probe
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.faults import ENV_VAR
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.holders import STATE_DIR
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import STATE_DIR
 
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay import graphtest_helpers as gt
 

@@ -33,7 +33,7 @@ import pytest
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.faults import ENV_VAR
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.holders import STATE_DIR
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import STATE_DIR
 
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay import graphtest_helpers as gt
 
@@ -333,7 +333,7 @@ def assert_consistent_after_kill(store: Store, scenario: Scenario, proc, before:
     facts = drv.facts()
     for other in ("base", "c1"):
         assert other in facts["layers"] and not facts["layers"][other]["incomplete"], "layer %s damaged: %r" % (other, facts["layers"].get(other))
-    leftovers = drv.store.leftovers(NEW) or drv._tmproots(NEW)  # pylint: disable=protected-access
+    leftovers = drv.store.leftovers(NEW) or drv.layout.tmproots(NEW)
     if leftovers:
         assert NEW in facts["incomplete"], "leftovers %r are not reported incomplete: %r" % (leftovers, facts["incomplete"])
     assert stray_mounts(drv, NEW if leftovers else None) == [], "mounts under home without a holder"

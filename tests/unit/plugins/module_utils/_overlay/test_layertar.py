@@ -20,7 +20,7 @@ import tarfile
 
 import pytest
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, layertar
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, layertar
 
 
 # -- building archives ------------------------------------------------------------------------
@@ -104,7 +104,7 @@ COMPRESSION_CASES = [
 
 @pytest.mark.parametrize("head, expected", COMPRESSION_CASES)
 def test_detect_compression_reads_the_magic_bytes(head, expected):
-    assert layertar.detect_compression(head) == expected, "head %r: expected %s, got %s" % (head, expected, layertar.detect_compression(head))
+    assert decompress.detect_compression(head) == expected, "head %r: expected %s, got %s" % (head, expected, decompress.detect_compression(head))
 
 
 CLEAN_CASES = [
@@ -178,67 +178,6 @@ def test_times_follow_docker_rules(atime, mtime, is_dir, expected):
     assert got == expected, "atime %r mtime %r dir %s: expected %r, got %r" % (atime, mtime, is_dir, expected, got)
 
 
-NUMBER_CASES = [
-    (b"0000755\x00", 0o755),
-    (b"  755 \x00\x00", 0o755),
-    (b"\x00" * 8, 0),
-    (b"        ", 0),
-    (b"\x80" + b"\x00" * 6 + b"\x01", 1),
-    (b"\x80\x00\x00\x00\x00\x01\x00\x00", 65536),
-    (b"\xff" * 8, -1),
-    (b"\xff" * 7 + b"\xfe", -2),
-]
-
-
-@pytest.mark.parametrize("raw, expected", NUMBER_CASES)
-def test_numeric_fields_octal_and_base256(raw, expected):
-    got = layertar._number(raw)  # pylint: disable=protected-access
-    assert got == expected, "field %r: expected %d, got %d" % (raw, expected, got)
-
-
-@pytest.mark.parametrize("raw", [b"0000789\x00", b"12a4\x00\x00\x00\x00", b"-0000012"])
-def test_numeric_fields_reject_garbage(raw):
-    with pytest.raises(ValueError):
-        layertar._number(raw)  # pylint: disable=protected-access
-
-
-PAX_CASES = [
-    (b"11 path=ab\n", {b"path": b"ab"}),
-    (b"30 mtime=1350244992.023960108\n", {b"mtime": b"1350244992.023960108"}),
-    (b"27 SCHILY.xattr.user.a=x=y\n", {b"SCHILY.xattr.user.a": b"x=y"}),
-    (b"11 path=ab\n11 path=cd\n", {b"path": b"cd"}),
-    (b"11 path=ab\n\x00\x00\x00", {b"path": b"ab"}),
-    (b"21 SCHILY.xattr.k=\x00\x01\n", {b"SCHILY.xattr.k": b"\x00\x01"}),
-]
-
-
-@pytest.mark.parametrize("data, expected", PAX_CASES)
-def test_pax_records_parse(data, expected):
-    got = layertar._parse_pax(data)  # pylint: disable=protected-access
-    assert got == expected, "pax %r: expected %r, got %r" % (data, expected, got)
-
-
-@pytest.mark.parametrize("data", [b"12 path=ab\n", b"x path=ab\n", b"11 pathxab\n", b"5 =ab\n", b"99 path=ab\n"])
-def test_pax_records_reject_garbage(data):
-    with pytest.raises(ValueError):
-        layertar._parse_pax(data)  # pylint: disable=protected-access
-
-
-PAX_TIME_CASES = [
-    (b"1350244992.023960108", 1350244992023960108),
-    (b"1350244992", 1350244992 * NS),
-    (b"1.5", 1500000000),
-    (b"-1.5", -1500000000),
-    (b"0.0000000019", 1),
-]
-
-
-@pytest.mark.parametrize("raw, expected", PAX_TIME_CASES)
-def test_pax_times_to_nanoseconds(raw, expected):
-    got = layertar._pax_time(raw)  # pylint: disable=protected-access
-    assert got == expected, "pax time %r: expected %d, got %d" % (raw, expected, got)
-
-
 # -- open_diff ---------------------------------------------------------------------------------
 
 def _zstd(raw):
@@ -261,26 +200,26 @@ def test_open_diff_recognises_compression_and_apply_digests_the_uncompressed_tar
     with open(path, "wb") as handle:
         handle.write(compress(raw))
     with open(path, "rb") as handle:
-        assert layertar.detect_compression(handle.read(8)) == kind
-    with layertar.open_diff(path) as stream:
+        assert decompress.detect_compression(handle.read(8)) == kind
+    with decompress.open_diff(path) as stream:
         result = layertar.apply_layer(dest, stream)
     expected = "sha256:" + hashlib.sha256(raw).hexdigest()
     assert result.digest == expected, "%s: digest expected %s, got %s" % (kind, expected, result.digest)
     assert read(os.path.join(dest, "etc/hostname")) == b"layer\n"
-    with layertar.open_diff(path) as stream:
-        assert layertar.digest_stream(stream) == (expected, len(raw))
+    with decompress.open_diff(path) as stream:
+        assert decompress.digest_stream(stream) == (expected, len(raw))
 
 
 def test_open_diff_names_a_missing_file(scratch):
     path = os.path.join(scratch, "nope.tar")
     with pytest.raises(errors.ArchiveError, match="nope.tar"):
-        with layertar.open_diff(path):
+        with decompress.open_diff(path):
             pass
 
 
 def test_open_diff_refuses_a_directory(scratch):
     with pytest.raises(errors.ArchiveError, match=scratch):
-        with layertar.open_diff(scratch):
+        with decompress.open_diff(scratch):
             pass
 
 
@@ -291,7 +230,7 @@ def test_open_diff_zstd_without_the_tool_says_how_to_install_it(scratch, monkeyp
         handle.write(_zstd(tar_bytes(reg("a", b"x"))))
     monkeypatch.setenv("PATH", os.path.join(scratch, "empty-path"))
     with pytest.raises(errors.ArchiveError, match="needs the zstd tool.*install"):
-        with layertar.open_diff(path):
+        with decompress.open_diff(path):
             pass
 
 
@@ -303,7 +242,7 @@ def test_corrupt_compressed_diff_is_an_archive_error(scratch, dest, kind, compre
     with open(path, "wb") as handle:
         handle.write(packed)
     with pytest.raises(errors.ArchiveError):
-        with layertar.open_diff(path) as stream:
+        with decompress.open_diff(path) as stream:
             layertar.apply_layer(dest, stream)
     assert kind
 
@@ -650,7 +589,7 @@ def test_digest_covers_trailing_bytes_after_the_end_marker(dest):
     result = apply(dest, raw)
     expected = "sha256:" + hashlib.sha256(raw).hexdigest()
     assert result.digest == expected, "digest expected %s, got %s" % (expected, result.digest)
-    assert layertar.digest_stream(io.BytesIO(raw)) == (expected, len(raw))
+    assert decompress.digest_stream(io.BytesIO(raw)) == (expected, len(raw))
 
 
 def test_many_files_and_big_files_cross_buffer_boundaries(dest):
@@ -733,36 +672,3 @@ def _header(name, kind, size):
 def test_hand_made_headers_parse(dest):
     apply(dest, _raw_member(b"L", b"a/" + b"n" * 200 + b"\0", b"short", b"long named"))
     assert read(os.path.join(dest, "a", "n" * 200)) == b"long named"
-
-
-def _header_block(name: str = "f", size: int = 3) -> bytes:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    return info.tobuf(format=tarfile.USTAR_FORMAT)[:512]
-
-
-def _with_checksum(block: bytes, value: int) -> bytes:
-    return block[:148] + b"%06o\0 " % value + block[156:]
-
-
-CHECKSUM_CASES = [
-    ("as written", 0, True),
-    ("one too many", 1, False),
-    ("one too few", -1, False),
-    ("off by the adler32 modulus", 65521, False),
-    ("off by 256", 256, False),
-]
-
-
-@pytest.mark.parametrize("label, delta, accepted", CHECKSUM_CASES, ids=[case[0] for case in CHECKSUM_CASES])
-def test_header_checksum_must_match_exactly(label, delta, accepted):
-    block = _header_block()
-    stored = int(block[148:156].rstrip(b"\0 "), 8)
-    result = layertar._checksum_ok(_with_checksum(block, stored + delta))  # pylint: disable=protected-access
-    assert result is accepted, "%s: checksum %d accepted=%r, expected %r" % (label, stored + delta, result, accepted)
-
-
-def test_header_checksum_accepts_the_signed_sum_of_old_writers():
-    block = bytearray(_header_block(name="caf\xe9"))
-    signed = sum(b - 256 if b > 127 else b for b in bytes(block[:148]) + b" " * 8 + bytes(block[156:]))
-    assert layertar._checksum_ok(_with_checksum(bytes(block), signed)) is True  # pylint: disable=protected-access

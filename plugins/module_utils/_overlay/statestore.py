@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""The driver's persisted state under ``<home>/.graphdriver/``.
+"""The state store: what the driver persists under ``<home>/.graphdriver/``.
 
 Docker keeps holders (mount refcounts) and its per-id locks in daemon memory; a module run is
 a short-lived process, so here they live on disk where every process and every run sees them::
@@ -29,14 +29,12 @@ import fcntl
 import json
 import os
 import secrets
-import stat
 import tempfile
 from collections.abc import Iterator
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import faults
-
-STATE_DIR = ".graphdriver"
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import faults, fsutil
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import STATE_DIR
 
 _LOCKS = "locks"
 _HOLDERS = "holders"
@@ -72,32 +70,6 @@ def _mkdir_private(path: str) -> None:
         return
     # mkdir honours the umask; the state is root's business only, whatever the umask was.
     os.chmod(path, 0o700)
-
-
-def _remove_tree(path: str) -> None:
-    """Delete a tree of any depth, making read-only dirs writable first (iterative: tars nest deep)."""
-    stack = [path]
-    while stack:
-        current = stack[-1]
-        try:
-            info = os.lstat(current)
-        except FileNotFoundError:
-            stack.pop()
-            continue
-        if not stat.S_ISDIR(info.st_mode):
-            os.unlink(current)
-            stack.pop()
-            continue
-        if info.st_mode & 0o700 != 0o700:
-            os.chmod(current, stat.S_IMODE(info.st_mode) | 0o700)
-        with os.scandir(current) as entries:
-            children = [entry.path for entry in entries]
-        if children:
-            # The dir stays on the stack and is removed once its children are gone.
-            stack.extend(children)
-        else:
-            os.rmdir(current)
-            stack.pop()
 
 
 def _remove_file(path: str) -> bool:
@@ -325,7 +297,7 @@ class StateStore:
         _check_id(layer_id)
         for path in self.leftovers(layer_id):
             if os.path.dirname(path) != self._path(_PENDING):
-                _remove_tree(path)
+                fsutil.remove_tree(path)
         self.clear_pending(layer_id)
 
     def mark_pending(self, layer_id: str) -> None:

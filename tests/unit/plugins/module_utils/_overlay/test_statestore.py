@@ -19,9 +19,9 @@ import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.faults import ENV_VAR
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.holders import STATE_DIR, StateStore
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import STATE_DIR, StateStore
 
-IMPORT = "from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.holders import StateStore\n"
+IMPORT = "from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import StateStore\n"
 
 # Each worker adds then removes a holder of its own `rounds` times, then adds one it keeps.
 # The pause between read and write widens the window in which an unlocked update gets lost.

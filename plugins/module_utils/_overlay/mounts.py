@@ -1,0 +1,102 @@
+# -*- coding: utf-8 -*-
+# Copyright (c) 2026, graphdriver.overlay contributors
+# GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Mounts of container layers: the persisted holders reconciled with the kernel's mount table.
+
+Docker counts Get/Put in daemon memory; here each holder is a name persisted in the state
+store, and the kernel's mount table always wins: a layer held on disk but not mounted (after a
+reboot, say) is mounted again, and the last holder out unmounts. The ``*_locked`` methods
+expect the caller to hold the layer's lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, kernel, layout
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import idmap as idmap_mod
+
+# Docker's Get/Put keep one persisted holder per process, named after it.
+API_HOLDER_PREFIX = "pid-"
+
+
+class Mounts:
+    """Mount and unmount the container layers of one home."""
+
+    def __init__(self, paths: layout.Layout, store, idmap: idmap_mod.IdentityMapping) -> None:
+        self.layout = paths
+        self.store = store
+        self.idmap = idmap
+
+    def is_mounted(self, layer_id: str, mounts=None) -> bool:
+        """True when the kernel has an overlay mounted on the layer's merged dir."""
+        mounts = kernel.read_mountinfo() if mounts is None else mounts
+        found = kernel.mount_at(mounts, self.layout.merged(layer_id))
+        return found is not None and found.fstype == "overlay"
+
+    def mount_overlay(self, lower_root: str, layer_dir: str, mount_label: str = "") -> str:
+        """Mount ``layer_dir``'s overlay (upper and work on ``lower_root``) on its merged dir; that dir."""
+        uid, gid = self.idmap.root_pair()
+        merged = layout.merged_in(layer_dir)
+        idmap_mod.mkdir_and_chown(merged, 0o700, uid, gid)
+        work = layout.work_in(layer_dir)
+        data = kernel.overlay_mount_data(lower_root, layout.upper_in(layer_dir), work, mount_label)
+        try:
+            kernel.mount("overlay", merged, "overlay", 0, data)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.rmdir(merged)
+            raise errors.MountError("error creating overlay mount to %s: %s" % (merged, exc.strerror), path=merged) from None
+        # Overlay inside a user namespace needs the kernel's work/work owned by the
+        # remapped root to move a dir from lower to upper.
+        os.chown(os.path.join(work, "work"), uid, gid)
+        return merged
+
+    def mount_locked(self, layer_id: str, holder: str, mount_label: str) -> str:
+        """Add ``holder`` and mount the overlay unless the kernel has it; the merged dir."""
+        lower = self.layout.lower_id(layer_id)
+        lower_root = self.layout.root(lower)
+        if not os.path.isdir(lower_root):
+            raise errors.LayerNotFound(
+                "layer %s cannot be mounted: its lower layer %s does not exist (expected %s); "
+                "recreate %s or remove %s" % (layer_id, lower, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
+        holders = self.store.holders(layer_id)
+        if holder not in holders:
+            # Persist the holder before mounting: a kill in between leaves a holder that
+            # is not mounted, which the next mount repairs.
+            self.store.set_holders(layer_id, holders + [holder])
+        if not self.is_mounted(layer_id):
+            faults.checkpoint("mount.before")
+            try:
+                self.mount_overlay(lower_root, self.layout.dir(layer_id), mount_label)
+            except BaseException:
+                if holder not in holders:
+                    self.store.set_holders(layer_id, holders)
+                raise
+        return self.layout.merged(layer_id)
+
+    def unmount_locked(self, layer_id: str, holder: str | None, force: bool) -> bool:
+        """Drop ``holder`` (every holder with force); the last one out unmounts. Whether anything changed."""
+        holders = self.store.holders(layer_id)
+        if force:
+            remaining = []
+        elif holder in holders:
+            remaining = [h for h in holders if h != holder]
+        else:
+            return False
+        changed = remaining != holders
+        if not remaining:
+            merged = self.layout.merged(layer_id)
+            if self.is_mounted(layer_id):
+                # Unmount before dropping the last holder: a kill in between leaves a holder
+                # without a mount, never a mount without a holder.
+                kernel.recursive_unmount(merged)
+                changed = True
+            faults.checkpoint("unmount.after")
+            with contextlib.suppress(FileNotFoundError):
+                # rmdir detaches copies of the mount leaked into other mount namespaces.
+                os.rmdir(merged)
+        self.store.set_holders(layer_id, remaining)
+        return changed
