@@ -2,8 +2,7 @@
 # Builds, once, the Debian 12 VM that the molecule "vm" scenario boots, and prints the
 # directory that holds it: vmlinuz and initrd.img (Debian's cloud kernel, booted directly by
 # qemu), disk.img (an ext4 root filesystem made with mkfs.ext4 -d, used read-only as the
-# backing file of a per-run qcow2; it mounts a second disk, when there is one, at
-# /srv/nodtype) and id_ed25519 (root's ssh key in the image).
+# backing file of a per-run qcow2) and id_ed25519 (root's ssh key in the image).
 #
 # The image lives under $GDO_VM_CACHE (default /var/tmp/graphdriver-overlay/vm) in a directory
 # named after a hash of the recipe below, so a changed recipe builds a new image and the old
@@ -23,11 +22,9 @@ configure_rootfs() {
   local root=$1 pubkey=$2
   echo gdo-vm > "$root/etc/hostname"
   printf '127.0.0.1\tlocalhost\n127.0.1.1\tgdo-vm\n::1\tlocalhost ip6-localhost ip6-loopback\n' > "$root/etc/hosts"
-  # The scenario gives the VM a second disk, an xfs filesystem without d_type; mounting it at
-  # boot saves a task that costs seconds under emulation.
-  printf '/dev/vda / ext4 defaults 0 1\n/dev/vdb /srv/nodtype xfs nofail,x-systemd.device-timeout=10s 0 0\n' \
-    > "$root/etc/fstab"
-  mkdir -p "$root/srv/nodtype"
+  # Only the root filesystem: the scenario's prepare step mounts its second disk itself and
+  # waits for it, where a boot-time mount with a device timeout lost the race under load.
+  printf '/dev/vda / ext4 defaults 0 1\n' > "$root/etc/fstab"
   printf '[Match]\nName=eth*\n\n[Network]\nDHCP=yes\n' > "$root/etc/systemd/network/20-dhcp.network"
   chroot "$root" systemctl enable -q systemd-networkd
   # Nothing in the guest may reach out (qemu's user network is restricted anyway): no timers.

@@ -2,9 +2,10 @@
 # Starts and stops the molecule "vm" scenario's virtual machine: qemu under software
 # emulation (TCG: KVM does not work on our CI machines), booting Debian's cloud kernel
 # directly, with a per-run qcow2 over the cached image (image.sh) and a
-# second disk holding an xfs V4 filesystem without d_type (ftype=0), which the image mounts at
-# /srv/nodtype (image.sh). The only network is
-# qemu's restricted user network, with the guest's ssh forwarded to 127.0.0.1:PORT.
+# second disk holding an xfs V4 filesystem without d_type (ftype=0), which the scenario's
+# prepare.yml mounts at /srv/nodtype. The only network is qemu's restricted user network, with
+# the guest's ssh forwarded to 127.0.0.1:PORT. A reboot of the guest resets the machine and
+# boots the same disks again, so the scenario can show what survives a reboot.
 #
 #   vm.sh start RUNDIR IMAGEDIR PORT   boots in the background; qemu's pid goes to RUNDIR/qemu.pid
 #   vm.sh stop RUNDIR                  kills that pid and deletes the run's disks
@@ -19,7 +20,7 @@ start() {
   # mounts it, newer kernels built without CONFIG_XFS_SUPPORT_V4 refuse it.
   mkfs.xfs -q -f -m crc=0 -n ftype=0 "$run/nodtype.img" > /dev/null
   qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m 1024 -smp 2 \
-    -display none -no-reboot -daemonize -pidfile "$run/qemu.pid" -serial "file:$run/serial.log" \
+    -display none -daemonize -pidfile "$run/qemu.pid" -serial "file:$run/serial.log" \
     -kernel "$image/vmlinuz" -initrd "$image/initrd.img" \
     -append "root=/dev/vda rw console=ttyS0 panic=-1 net.ifnames=0 quiet" \
     -drive "file=$run/root.qcow2,if=virtio,format=qcow2,cache=unsafe" \
