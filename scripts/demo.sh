@@ -15,4 +15,5 @@ export ANSIBLE_COLLECTIONS_PATH=$collections
 export ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
 # The report at the end reads best as YAML, and skipped steps are noise here.
 export ANSIBLE_CALLBACK_RESULT_FORMAT=yaml ANSIBLE_DISPLAY_SKIPPED_HOSTS=false
-exec "$repo/.venv/bin/ansible-playbook" "$repo/playbooks/demo.yml" "$@"
+# What the demo builds stays in the clone's ignored .cache, and goes when the clone goes.
+exec "$repo/.venv/bin/ansible-playbook" "$repo/playbooks/demo.yml" -e "demo_work_dir=$repo/.cache/demo" "$@"

@@ -3,7 +3,9 @@
 #   sanity       ansible-test sanity --venv (offline-capable)
 #   units        ansible-test units --venv: pure rules and the driver against real mounts
 #   integration  ansible-test integration --venv: the modules and roles on localhost
-#   build        ansible-galaxy collection build + install into an empty path
+#   build        antsibull-changelog lint, antsibull-docs lint-collection-docs, then
+#                ansible-galaxy collection build + install into an empty path, and from
+#                there ansible-doc on every module and role and the demo's syntax check
 #   lint         ansible-lint (production profile) on roles and playbooks
 #   molecule     molecule test -s default, fleet, vm (extensions/molecule)
 #   leftovers    fails when a test left an overlay mount or a loop device behind
@@ -72,16 +74,46 @@ stage_integration() {
     echo "integration: no targets yet"
     return 0
   fi
-  seed_get_pip && ansible-test integration --venv --python 3.11 "$@"
+  # --allow-destructive: these tests are meant for this machine, as root (role_host may load
+  # the overlay kernel module).
+  seed_get_pip && ansible-test integration --venv --python 3.11 --allow-destructive "$@"
 }
 stage_build() {
-  local out="$work/build" dest="$work/installed"
+  # What ships: the changelog fragments and the docs lint clean, and the built tarball works
+  # from an empty collections path, away from this checkout.
+  local out="$work/build" dest="$work/installed" installed tarball
+  installed=$dest/ansible_collections/graphdriver/overlay
   mkdir -p "$out" "$dest"
-  ansible-galaxy collection build --output-path "$out" "$@" . &&
-    ansible-galaxy collection install --force -p "$dest" "$out"/graphdriver-overlay-*.tar.gz &&
-    test -f "$dest/ansible_collections/graphdriver/overlay/MANIFEST.json" &&
-    ! find "$dest/ansible_collections/graphdriver/overlay" -path '*/tests/output' -o -name .venv | grep -q . &&
-    echo "build: $(basename "$out"/graphdriver-overlay-*.tar.gz) installs into an empty path"
+  antsibull-changelog lint || return 1
+  antsibull-docs lint-collection-docs --plugin-docs --validate-collection-refs dependent \
+    --disallow-unknown-collection-refs . || return 1
+  ansible-galaxy collection build --output-path "$out" "$@" . || return 1
+  tarball=$(echo "$out"/graphdriver-overlay-*.tar.gz)
+  ansible-galaxy collection install --force -p "$dest" "$tarball" || return 1
+  test -f "$installed/MANIFEST.json" || return 1
+  if find "$installed" -path '*/tests/output' -o -name .venv | grep -q .; then
+    echo "build: the tarball ships test output or a virtualenv" >&2
+    return 1
+  fi
+  ( cd "$dest" && export ANSIBLE_COLLECTIONS_PATH=$dest ANSIBLE_COLLECTIONS_SCAN_SYS_PATH=false \
+      ANSIBLE_LOCALHOST_WARNING=false ANSIBLE_INVENTORY_UNPARSED_WARNING=false
+    status=0
+    for module in "$installed"/plugins/modules/*.py; do
+      module=$(basename "$module" .py)
+      ansible-doc "graphdriver.overlay.$module" > /dev/null || { echo "build: ansible-doc $module failed" >&2; status=1; }
+    done
+    for role in "$installed"/roles/*/; do
+      role=$(basename "$role")
+      ansible-doc -t role "graphdriver.overlay.$role" > /dev/null || { echo "build: ansible-doc -t role $role failed" >&2; status=1; }
+    done
+    ansible-playbook --syntax-check graphdriver.overlay.demo > /dev/null || { echo "build: the shipped demo playbook fails its syntax check" >&2; status=1; }
+    # Scripts and files that shipped playbooks call beside themselves must ship too.
+    while IFS=: read -r file ref; do
+      ref=${ref#*\}\}/}
+      [ -e "$(dirname "$file")/$ref" ] || { echo "build: $file calls $ref, which the tarball does not ship" >&2; status=1; }
+    done < <(grep -roE --include='*.yml' "\{\{ *(molecule_scenario_directory|playbook_dir|role_path) *\}\}/[^ \"'{]*" "$installed")
+    exit $status ) || return 1
+  echo "build: $(basename "$tarball") installs into an empty path; ansible-doc reads every module and role, the demo playbook parses"
 }
 stage_lint() {
   local targets=()
@@ -99,7 +131,7 @@ stage_molecule() {
   local scenarios=("$@") scenario start status=0
   [ ${#scenarios[@]} -gt 0 ] || scenarios=(default fleet vm)
   if [[ " ${scenarios[*]} " == *" vm "* ]]; then
-    bash "$repo/scripts/molecule-vm-image.sh" > /dev/null || return 1
+    bash "$repo/extensions/molecule/vm/image.sh" > /dev/null || return 1
   fi
   for scenario in "${scenarios[@]}"; do
     start=$SECONDS

@@ -66,7 +66,22 @@ options:
         description: How many consecutive ids the entry maps.
         type: int
         required: true
+requirements:
+  - "Root on the managed host (C(become: true) for a remote user)"
+  - A Linux kernel with overlayfs (the C(overlay) module, loaded on demand), and a home on a backing
+    filesystem that supports d_type and is none of aufs, btrfs, ecryptfs, nfs, overlay or zfs
+  - Python 3.9 or newer on the managed host, with its standard library only
+  - For zstd diffs only, the C(zstd) tool on the managed host or Python 3.14's C(compression.zstd)
 notes:
-  - Needs root on the managed host, and Python 3.9 or newer with its standard library only.
   - Layer ids and holder names match C(^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$); anything else fails before the disk is touched.
+"""
+
+    # For modules that only read image archives: they take none of the driver's options and
+    # need no overlayfs, so they extend graphdriver.overlay.driver.image_archive instead.
+    # Ansible refuses a fragment without options, hence the empty mapping.
+    IMAGE_ARCHIVE = r"""
+options: {}
+requirements:
+  - Python 3.9 or newer on the managed host, with its standard library only
+  - For zstd layers only, the C(zstd) tool on the managed host or Python 3.14's C(compression.zstd)
 """

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Starts and stops the molecule "vm" scenario's virtual machine: qemu under software
 # emulation (TCG: KVM does not work on our CI machines), booting Debian's cloud kernel
-# directly, with a per-run qcow2 over the cached image (scripts/molecule-vm-image.sh) and a
+# directly, with a per-run qcow2 over the cached image (image.sh) and a
 # second disk holding an xfs V4 filesystem without d_type (ftype=0), which the image mounts at
-# /srv/nodtype (scripts/molecule-vm-image.sh). The only network is
+# /srv/nodtype (image.sh). The only network is
 # qemu's restricted user network, with the guest's ssh forwarded to 127.0.0.1:PORT.
 #
 #   vm.sh start RUNDIR IMAGEDIR PORT   boots in the background; qemu's pid goes to RUNDIR/qemu.pid

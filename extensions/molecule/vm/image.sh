@@ -9,7 +9,7 @@
 # named after a hash of the recipe below, so a changed recipe builds a new image and the old
 # one is removed. Packages come from the Debian mirror that apt is configured with.
 #
-# Usage: scripts/molecule-vm-image.sh    (as root; about 2 minutes the first time, then instant)
+# Usage: extensions/molecule/vm/image.sh    (as root; about 2 minutes the first time, then instant)
 set -euo pipefail
 
 cache=${GDO_VM_CACHE:-/var/tmp/graphdriver-overlay/vm}
