@@ -14,8 +14,11 @@ import subprocess
 
 import pytest
 
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
+from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # pylint: disable=unused-import
+    PASSWORD, USER, basic_registry)
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.test_docker_store import (  # pylint: disable=unused-import
-    docker, exported_tree, mounted_tree)
+    MISSING, Docker, _find_dockerd, docker, exported_tree, mounted_tree, save_archive)
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.test_imageplan import built_store, run
 
 # What dockerd's init layer puts into every container; the image has its own idea of these.
@@ -77,4 +80,51 @@ def test_docker_loads_our_docker_archive_and_exports_our_tree(docker, scratch):
     container = docker.run("create", "gdo/app:1", "/bin/tool").decode().strip()
     theirs = {k: v for k, v in exported_tree(docker.run("export", container)).items() if k not in DOCKER_INIT}
     ours = {k: v for k, v in mounted_tree(drv.layout.root(exported["layers"][-1])).items() if k not in DOCKER_INIT}
+    assert ours == theirs, _differences(ours, theirs)
+
+
+@pytest.fixture
+def docker_with_registry(basic_registry, scratch):
+    """A dockerd of this test that trusts ``basic_registry`` (an insecure-registries entry) and is logged in to it."""
+    dockerd = _find_dockerd()
+    if dockerd is None:
+        pytest.fail(MISSING)
+    base = os.path.join(scratch, "docker")
+    os.mkdir(base)
+    daemon = Docker(base, dockerd, {"insecure-registries": [basic_registry.host]})
+    try:
+        daemon.wait_ready()
+        daemon.run("login", "-u", USER, "--password-stdin", basic_registry.host, stdin=PASSWORD.encode())
+        yield daemon, basic_registry
+    finally:
+        daemon.stop()
+
+
+def test_docker_pulls_what_we_pushed_and_we_pull_what_docker_pushed(docker_with_registry, scratch):
+    daemon, reg = docker_with_registry
+    drv, _upper = built_store(scratch)
+    ours_name = "%s/gdo/ours:1" % reg.host
+    pushed = run(drv, state="pushed", top="work", name=ours_name, registry_ca_path=reg.ca)
+    daemon.run("pull", ours_name)
+    assert json.loads(daemon.run("image", "inspect", ours_name))[0]["RootFS"]["Layers"] == pushed["diff_ids"]
+    container = daemon.run("create", ours_name, "/bin/tool").decode().strip()
+    theirs = {k: v for k, v in exported_tree(daemon.run("export", container)).items() if k not in DOCKER_INIT}
+    ours = {k: v for k, v in mounted_tree(drv.layout.root(pushed["layers"][-1])).items() if k not in DOCKER_INIT}
+    assert ours == theirs, _differences(ours, theirs)
+
+    daemon.run("load", stdin=save_archive("gdo-test:two"))
+    theirs_name = "%s/gdo/theirs:2" % reg.host
+    daemon.run("tag", "gdo-test:two", theirs_name)
+    daemon.run("push", theirs_name)
+    fresh = driver_mod.Driver(os.path.join(scratch, "home-b"))
+    pulled = run(fresh, name=theirs_name, registry_ca_path=reg.ca, container="box")
+    assert pulled["changed"] and len(pulled["layers"]) == 2
+    assert pulled["diff_ids"] == json.loads(daemon.run("image", "inspect", theirs_name))[0]["RootFS"]["Layers"]
+    container = daemon.run("create", theirs_name).decode().strip()
+    theirs = {k: v for k, v in exported_tree(daemon.run("export", container)).items() if k not in DOCKER_INIT}
+    merged = fresh.mount("box", "gdo-test")["path"]
+    try:
+        ours = {k: v for k, v in mounted_tree(merged).items() if k not in DOCKER_INIT}
+    finally:
+        fresh.unmount("box", "gdo-test")
     assert ours == theirs, _differences(ours, theirs)
