@@ -20,6 +20,7 @@ import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagewriter, reference, registry
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import StreamDiff
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.imageplan import ImageTask
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # pylint: disable=unused-import
     PASSWORD, USER, basic_registry, token_registry)
@@ -242,3 +243,15 @@ def test_bad_options_are_refused_before_anything_is_read(scratch, given, message
     with pytest.raises(errors.InvalidArgument, match=message):
         ImageTask(drv, params(**given))
     assert not os.path.exists(drv.home)
+
+
+def test_a_stream_whose_tar_is_not_the_diff_id_leaves_no_layer(scratch):
+    drv = driver_mod.Driver(os.path.join(scratch, "home"))
+    blob = make_layer(scratch, "plain", {"etc/one": b"1\n"})
+    with open(blob.path, "rb") as handle:
+        data = handle.read()
+    with pytest.raises(errors.ArchiveError, match="digest mismatch.*diff_id is sha256:0{64}"):
+        drv.create("bad", None, diff_stream=StreamDiff(io.BytesIO(gzip.compress(data)), "layer 1 of 1", "sha256:" + "0" * 64))
+    assert drv.list_layers() == [] and os.listdir(os.path.join(drv.home, ".graphdriver", "staging")) == []
+    drv.create("good", None, diff_stream=StreamDiff(io.BytesIO(gzip.compress(data)), "layer 1 of 1", blob.diff_id))
+    assert drv.layer_record("good")["diff_digest"] == blob.diff_id and os.path.isfile(os.path.join(drv.layout.root("good"), "etc/one"))
