@@ -14,15 +14,15 @@ description:
   - Brings an image into the driver's O(home) as a chain of image layers named by their OCI chain ids
     (hex, without C(sha256:)), the ids the P(graphdriver.overlay.image#role) role uses, so images that share
     base layers share them on disk. Layers whose chain id exists already are skipped.
-  - With O(state=present) and O(name), the image is pulled through the OCI distribution API v2 (Docker Hub,
-    distribution, cloud registries): an image index is resolved to O(platform), and every layer blob is
+  - With O(state=present) and O(name), the image is pulled through the OCI distribution API v2 (as Docker Hub,
+    distribution and cloud registries serve it). An image index is resolved to O(platform), and every layer blob is
     verified (size and digest) while it streams into the layer apply, with no copy of the whole blob on disk.
     gzip and zstd layers are decompressed as they arrive. A blob that does not match imports nothing of its layer.
   - With O(state=present) and O(source), the image is imported from a C(docker save) archive or an OCI
     image layout (a directory or a tar) on the host.
   - With O(state=exported), the chain of O(top) is written to O(dest) as an OCI layout, an OCI archive or a
-    C(docker save) archive that C(docker load), C(podman load), C(skopeo) and C(umoci) accept.
-  - With O(state=pushed), the same image is pushed to O(name): a HEAD for every blob, an upload of the ones
+    C(docker save) archive that C(docker load), C(skopeo) and C(umoci) accept.
+  - With O(state=pushed), the same image is pushed to O(name) with a HEAD for every blob, an upload of the ones
     the registry lacks, then the manifest.
   - The layer blobs of an exported or pushed image are the layers' reproducible diffs, so exporting or
     pushing twice gives the same digests and the second run reports RV(ignore:changed=false).
@@ -64,7 +64,7 @@ options:
     type: str
   source:
     description:
-      - With O(state=present), an image archive on the host to import instead of pulling: a C(docker save)
+      - With O(state=present), an image archive on the host to import instead of pulling, a C(docker save)
         tar, an OCI archive, or either extracted into a directory. Its layers are verified before any is imported.
     type: path
   top:
@@ -79,8 +79,8 @@ options:
     type: path
   format:
     description:
-      - With O(state=exported), the image format: an OCI image layout directory, an OCI archive (that layout
-        as a tar), or a C(docker save) archive.
+      - With O(state=exported), the image format. V(oci-dir) is an OCI image layout directory, V(oci-archive)
+        that layout as a tar, V(docker-archive) a C(docker save) archive.
     type: str
     choices: [oci-dir, oci-archive, docker-archive]
     default: oci-dir
@@ -113,7 +113,7 @@ options:
     default: false
 notes:
   - Managed hosts need nothing but Python's standard library, and a C(zstd) tool for zstd layers before Python 3.14.
-  - Errors name the reference or the blob; a 401 or 403 says whether credentials were given.
+  - Errors name the reference or the blob (401 and 403, 404, a digest mismatch, a truncated stream); nothing of a failed layer is imported.
 seealso:
   - module: graphdriver.overlay.overlay_layer
   - module: graphdriver.overlay.overlay_mount
@@ -189,7 +189,7 @@ elapsed:
 dest:
   description: The absolute path of the written image.
   returned: O(state=exported)
-  type: path
+  type: str
 format:
   description: The format of the written image.
   returned: O(state=exported)

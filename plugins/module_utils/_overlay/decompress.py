@@ -137,8 +137,8 @@ def open_diff(path: str):
             head = os.pread(raw.fileno(), 8, 0)
         except OSError as exc:
             raise errors.ArchiveError("cannot read the diff %s: %s" % (path, exc.strerror)) from exc
-        with _decompressed(raw, detect_compression(head), path) as stream:
-            yield stream
+        with contextlib.ExitStack() as stack:
+            yield stack.enter_context(_decompressed(raw, detect_compression(head), path))
 
 
 @contextlib.contextmanager
@@ -153,7 +153,8 @@ def open_stream(raw, what: str):
         head = buffered.peek(8)[:8]
     except OSError as exc:
         raise errors.ArchiveError("cannot read %s: %s" % (what, exc)) from exc
-    with _decompressed(buffered, detect_compression(head), what, piped=True) as stream:
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(_decompressed(buffered, detect_compression(head), what, piped=True))
         yield stream
         for _chunk in iter(lambda: stream.read(_CHUNK), b""):
             pass

@@ -16,14 +16,14 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=gdo-it-ca -keyout ca
 openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout server.key -out server.csr 2>/dev/null
 printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext
 openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -CAcreateserial -days 2 -extfile san.ext -out server.crt 2>/dev/null
-htpasswd -Bbn "$user" "$password" > htpasswd
+htpasswd -Bbn "$user" "$password" > users.htpasswd
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat > config.yml <<CONFIG
 version: 0.1
 log: {level: warn, accesslog: {disabled: true}}
 storage: {filesystem: {rootdirectory: $dir/storage}}
 http: {addr: "127.0.0.1:$port", secret: gdo-it, tls: {certificate: $dir/server.crt, key: $dir/server.key}}
-auth: {htpasswd: {realm: gdo-it, path: $dir/htpasswd}}
+auth: {htpasswd: {realm: gdo-it, path: $dir/users.htpasswd}}
 CONFIG
 nohup /usr/bin/docker-registry serve config.yml > registry.log 2>&1 &
 pid=$!
