@@ -19,12 +19,13 @@ import traceback
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagearchive
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import Driver, validate_id
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.imageplan import ImageTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layerplan import LayerTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mountplan import MountTask
 
 __all__ = [
     "DEFAULT_HOME", "Driver", "argument_spec", "describe", "driver_from_module", "errors", "facts_task", "image_info_task",
-    "layer_task", "mount_task", "run_module", "validate_id",
+    "image_task", "layer_task", "mount_task", "run_module", "validate_id",
 ]
 
 DEFAULT_HOME = "/var/lib/graphdriver/overlay"
@@ -68,6 +69,11 @@ def layer_task(module):
 def mount_task(module):
     """overlay_mount's work for ``run_module``."""
     return lambda driver: MountTask(driver, module.params).run(module.check_mode, module._diff)  # pylint: disable=protected-access
+
+
+def image_task(module):
+    """overlay_image's work for ``run_module``."""
+    return lambda driver: ImageTask(driver, module.params).run(module.check_mode)
 
 
 def facts_task(module):

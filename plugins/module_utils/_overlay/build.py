@@ -8,15 +8,29 @@
 that follows): a base root, a hardlink copy of an image parent with the diff applied, or
 container dirs on an image or container parent. ``apply_beside`` is ApplyDiff's fast path on
 an existing layer: apply onto a hardlink copy in ``tmproot*`` and swap it in as root.
+
+A diff is a file (any compression) or a ``StreamDiff``: a stream applied as it arrives (a
+registry blob, no copy of it on disk), read to its end and checked against the digest its
+uncompressed tar must have before the caller commits the layer.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, faults, fsutil, kernel, layertar, layout, treecopy
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import idmap as idmap_mod
+
+
+@dataclasses.dataclass(frozen=True)
+class StreamDiff:
+    """A diff read from ``stream`` (any compression), named ``what`` in errors; ``digest``: what its uncompressed tar must hash to."""
+
+    stream: object
+    what: str
+    digest: str | None = None
 
 
 class Builder:
@@ -28,29 +42,36 @@ class Builder:
         self.idmap = idmap
         self.warn = warn
 
-    def apply_file(self, dest: str, diff_path: str) -> dict:
-        """Apply a diff file (any compression) to ``dest``; what the layer record keeps of it."""
-        with decompress.open_diff(diff_path) as stream:
-            applied = layertar.apply_layer(dest, stream, idmap=self.idmap, warn=self.warn)
+    def apply_file(self, dest: str, diff) -> dict:
+        """Apply a diff (a file path or a StreamDiff) to ``dest``; what the layer record keeps of it."""
+        if isinstance(diff, StreamDiff):
+            with decompress.open_stream(diff.stream, diff.what) as stream:
+                applied = layertar.apply_layer(dest, stream, idmap=self.idmap, warn=self.warn)
+            if diff.digest is not None and applied.digest != diff.digest:
+                raise errors.ArchiveError("%s: digest mismatch: its uncompressed tar's digest is %s, the image config's diff_id is %s"
+                                          % (diff.what, applied.digest, diff.digest))
+        else:
+            with decompress.open_diff(diff) as stream:
+                applied = layertar.apply_layer(dest, stream, idmap=self.idmap, warn=self.warn)
         return {"applied_size": applied.size, "diff_digest": applied.digest, "entries": applied.entries}
 
-    def build_layer(self, staging: str, parent: str | None, diff_path: str | None) -> dict:
-        """Fill ``staging`` as the layer on ``parent`` with ``diff_path`` applied; the applied size, digest and entries."""
+    def build_layer(self, staging: str, parent: str | None, diff) -> dict:
+        """Fill ``staging`` as the layer on ``parent`` with ``diff`` (a path, a StreamDiff or None) applied; the applied size, digest and entries."""
         uid, gid = self.idmap.root_pair()
         idmap_mod.mkdir_and_chown(staging, 0o700, uid, gid)
         result = {"applied_size": None, "diff_digest": None, "entries": None}
         if parent is None:
             root = layout.root_in(staging)
             idmap_mod.mkdir_and_chown(root, 0o755, uid, gid)
-            if diff_path is not None:
-                result.update(self.apply_file(root, diff_path))
+            if diff is not None:
+                result.update(self.apply_file(root, diff))
             return result
         parent_root = self.layout.root(parent)
-        if os.path.isdir(parent_root) and diff_path is not None:
+        if os.path.isdir(parent_root) and diff is not None:
             # Create + ApplyDiff's fast path in one go: the finished layer holds only root/.
             root = os.path.join(staging, layout.TMPROOT_PREFIX)
             treecopy.dir_copy(parent_root, root, treecopy.HARDLINK, copy_opaque_xattrs=True)
-            result.update(self.apply_file(root, diff_path))
+            result.update(self.apply_file(root, diff))
             os.rename(root, layout.root_in(staging))
             return result
         if os.path.isdir(parent_root):
@@ -71,12 +92,12 @@ class Builder:
             idmap_mod.mkdir_and_chown(layout.work_in(staging), 0o700, uid, gid)
             treecopy.dir_copy(parent_upper, upper, treecopy.CONTENT, copy_opaque_xattrs=True, warn=self.warn)
         layout.write_lower_id(staging, lower)
-        if diff_path is not None:
+        if diff is not None:
             # A container parent: apply through the merged view, so deletions become
             # overlay whiteouts in upper (Docker's naive fallback).
             merged = self.mounts.mount_overlay(self.layout.root(lower), staging)
             try:
-                result.update(self.apply_file(merged, diff_path))
+                result.update(self.apply_file(merged, diff))
             finally:
                 kernel.unmount(merged, kernel.MNT_DETACH)
                 os.rmdir(merged)

@@ -3,10 +3,13 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Opening a diff file: its compression recognised by magic bytes, whatever its name says.
+"""Opening a diff, a file or a stream: its compression recognised by magic bytes, whatever its name says.
 
 Plain, gzip, bzip2 and xz come from the standard library; zstd from Python 3.14's
-``compression.zstd`` or else the ``zstd`` tool, read through a pipe.
+``compression.zstd`` or else the ``zstd`` tool, read through a pipe (a stream that is not a
+file reaches the tool through a feeding thread). A stream is decompressed as it is read, and
+read to its end once the consumer is done, so that a stream that verifies itself at its end
+(a registry blob) can raise before the caller keeps what it made of it.
 """
 
 from __future__ import annotations
@@ -15,12 +18,14 @@ import bz2
 import contextlib
 import gzip
 import hashlib
+import io
 import lzma
 import os
 import shutil
 import stat
 import subprocess
 import tempfile
+import threading
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
 
@@ -43,19 +48,55 @@ def detect_compression(head: bytes) -> str:
     return "none"
 
 
+class _Feeder:
+    """Copies a stream into a pipe in a thread of its own; what the stream raised is raised by ``join``."""
+
+    def __init__(self, source, pipe) -> None:
+        self._source = source
+        self._pipe = pipe
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="zstd-feeder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for chunk in iter(lambda: self._source.read(_CHUNK), b""):
+                self._pipe.write(chunk)
+        except BrokenPipeError:
+            pass
+        except Exception as exc:  # pylint: disable=broad-exception-caught
+            # The reader must see it: the stream's own error (a digest mismatch) says what went wrong.
+            self._failure = exc
+        finally:
+            with contextlib.suppress(OSError):
+                self._pipe.close()
+
+    def join(self) -> None:
+        self._thread.join()
+        if self._failure is not None:
+            raise self._failure
+
+
 @contextlib.contextmanager
-def _zstd_tool(raw, path: str):
+def _zstd_tool(raw, path: str, piped: bool):
     tool = shutil.which("zstd")
     if tool is None:
         raise errors.ArchiveError("cannot read the diff %s: %s" % (path, _ZSTD_HELP))
     with tempfile.TemporaryFile() as stderr:
-        proc = subprocess.Popen([tool, "-d", "-c", "-q"], stdin=raw, stdout=subprocess.PIPE, stderr=stderr)
+        proc = subprocess.Popen([tool, "-d", "-c", "-q"], stdin=subprocess.PIPE if piped else raw, stdout=subprocess.PIPE,
+                                stderr=stderr)
+        feeder = _Feeder(raw, proc.stdin) if piped else None
         code = None
         try:
             yield proc.stdout
+            if feeder is not None:
+                feeder.join()
         except errors.ArchiveError as exc:
-            # A broken zstd stream reaches the tar parser as a truncation; zstd's words say more.
+            # A broken zstd stream reaches the tar parser as a truncation; zstd's words say more,
+            # and the fed stream's own error (its digest) more still.
             code = _reap(proc)
+            if feeder is not None:
+                feeder.join()
             if code > 0:
                 raise errors.ArchiveError("%s (zstd: %s)" % (exc, _tail(stderr))) from exc
             raise
@@ -96,27 +137,54 @@ def open_diff(path: str):
             head = os.pread(raw.fileno(), 8, 0)
         except OSError as exc:
             raise errors.ArchiveError("cannot read the diff %s: %s" % (path, exc.strerror)) from exc
-        kind = detect_compression(head)
-        if kind == "none":
-            yield raw
-        elif kind == "gzip":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                yield stream
-        elif kind == "bzip2":
-            with bz2.BZ2File(raw) as stream:
-                yield stream
-        elif kind == "xz":
-            with lzma.LZMAFile(raw) as stream:
+        with contextlib.ExitStack() as stack:
+            yield stack.enter_context(_decompressed(raw, detect_compression(head), path))
+
+
+@contextlib.contextmanager
+def open_stream(raw, what: str):
+    """Yield the uncompressed tar of a binary stream ``raw`` (any compression), read as it arrives.
+
+    When the consumer is done, the rest of ``raw`` is read, so a verifying stream raises here,
+    before the caller keeps what it made of the tar.
+    """
+    buffered = io.BufferedReader(raw, _CHUNK)
+    try:
+        head = buffered.peek(8)[:8]
+    except OSError as exc:
+        raise errors.ArchiveError("cannot read %s: %s" % (what, exc)) from exc
+    with contextlib.ExitStack() as stack:
+        stream = stack.enter_context(_decompressed(buffered, detect_compression(head), what, piped=True))
+        yield stream
+        for _chunk in iter(lambda: stream.read(_CHUNK), b""):
+            pass
+    for _chunk in iter(lambda: buffered.read(_CHUNK), b""):
+        pass
+
+
+@contextlib.contextmanager
+def _decompressed(raw, kind: str, path: str, piped: bool = False):
+    """``raw`` decompressed; ``piped``: it is no file, so the zstd tool is fed through a pipe."""
+    if kind == "none":
+        yield raw
+    elif kind == "gzip":
+        with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+            yield stream
+    elif kind == "bzip2":
+        with bz2.BZ2File(raw) as stream:
+            yield stream
+    elif kind == "xz":
+        with lzma.LZMAFile(raw) as stream:
+            yield stream
+    else:
+        try:
+            from compression import zstd  # pylint: disable=import-outside-toplevel
+        except ImportError:
+            with _zstd_tool(raw, path, piped) as stream:
                 yield stream
         else:
-            try:
-                from compression import zstd  # pylint: disable=import-outside-toplevel
-            except ImportError:
-                with _zstd_tool(raw, path) as stream:
-                    yield stream
-            else:
-                with zstd.ZstdFile(raw) as stream:
-                    yield stream
+            with zstd.ZstdFile(raw) as stream:
+                yield stream
 
 
 def digest_stream(stream) -> tuple[str, int]:

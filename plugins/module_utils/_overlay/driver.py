@@ -23,7 +23,7 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay impor
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import (
     errors, faults, fsutil, kernel, layertar, layout, probe,
 )
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import Builder
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import Builder, StreamDiff
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.diffs import Diffs
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.inventory import Inventory
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import ID_PATTERN, TMPROOT_PREFIX, validate_id
@@ -218,13 +218,18 @@ class Driver:
 
     # -- Create, ApplyDiff, Remove ---------------------------------------------------
 
-    def create(self, layer_id: str, parent: str | None = None, storage_opt=None, diff_path: str | None = None) -> dict:
+    def create(self, layer_id: str, parent: str | None = None, storage_opt=None, diff_path: str | None = None,
+               diff_stream: StreamDiff | None = None) -> dict:
         """Docker's Create (and CreateReadWrite), optionally followed by ApplyDiff, atomically.
 
-        The layer is built in ``.graphdriver/staging`` and renamed to ``<home>/<id>`` only when
-        whole. Returns ``{"applied_size", "diff_digest", "entries"}`` (None without a diff) and
+        The diff is a file (``diff_path``) or a stream (``diff_stream``, applied as it arrives
+        and verified at its end). The layer is built in ``.graphdriver/staging`` and renamed
+        to ``<home>/<id>`` only when whole: a stream that fails its check leaves no layer.
+        Returns ``{"applied_size", "diff_digest", "entries"}`` (None without a diff) and
         ``cleared``: whether leftovers of an interrupted operation on this id were cleared first.
         """
+        if diff_path is not None and diff_stream is not None:
+            raise errors.InvalidArgument("layer %s: give a diff file or a diff stream, not both" % layer_id, layer_id=layer_id)
         validate_id(layer_id)
         if parent is not None:
             validate_id(parent, "parent layer id")
@@ -241,7 +246,7 @@ class Driver:
             # that its id is free and its parent exists before waiting for the parent's lock.
             with self.store.layer_lock(parent) if parent is not None else contextlib.nullcontext():
                 self._require_parent(parent)
-                result = self._create_locked(layer_id, parent, diff_path)
+                result = self._create_locked(layer_id, parent, diff_path if diff_stream is None else diff_stream)
         # Only what this call found and cleared under the lock: another process's staging
         # dir seen from outside the lock is work in progress, not a leftover.
         result["cleared"] = cleared
@@ -251,10 +256,10 @@ class Driver:
         if parent is not None and not os.path.lexists(self.dir(parent)):
             raise errors.LayerNotFound("parent layer %s does not exist" % parent, path=self.dir(parent), layer_id=parent)
 
-    def _create_locked(self, layer_id: str, parent: str | None, diff_path: str | None) -> dict:
+    def _create_locked(self, layer_id: str, parent: str | None, diff) -> dict:
         staging = self.store.new_staging(layer_id)
         try:
-            result = self.builder.build_layer(staging, parent, diff_path)
+            result = self.builder.build_layer(staging, parent, diff)
             self.store.set_record(layer_id, {
                 "parent": parent, "diff_digest": result["diff_digest"], "applied_size": result["applied_size"]})
             faults.checkpoint("create.commit")

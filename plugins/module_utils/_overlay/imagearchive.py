@@ -31,6 +31,8 @@ import lzma
 import os
 import platform
 import re
+import shutil
+import tarfile
 import zlib
 from dataclasses import asdict, dataclass
 
@@ -166,6 +168,40 @@ def read_image(root: str, image: str | None = None, verify: bool = True) -> Imag
         layers = [verify_layer(layer, len(layers), layer_specs[layer.index][2]) for layer in layers]
     return Image(fmt, position, len(candidates), chosen.names[0] if chosen.names else None, list(chosen.names),
                  config_digest, config.get("architecture"), config.get("os"), layers)
+
+
+def unpack_archive(path: str, dest: str) -> None:
+    """Extract the image archive tar ``path`` into the empty dir ``dest``: dirs, files and links, every name inside ``dest``.
+
+    A symlink is made as it is written; ``read_image`` refuses any path that resolves outside.
+    """
+    dest = os.path.realpath(dest)
+    try:
+        with tarfile.open(path, "r:*") as archive:
+            for member in archive:
+                name = os.path.normpath(member.name.lstrip("/"))
+                if name == ".":
+                    continue
+                if name.startswith(".." + os.sep) or name == "..":
+                    raise errors.ArchiveError("image archive %s: the entry %r leads outside of the archive" % (path, member.name))
+                target = os.path.join(dest, name)
+                os.makedirs(os.path.dirname(target), exist_ok=True)
+                if member.isdir():
+                    os.makedirs(target, exist_ok=True)
+                elif member.isfile():
+                    with archive.extractfile(member) as source, open(target, "wb") as out:
+                        shutil.copyfileobj(source, out, 1 << 20)
+                elif member.issym():
+                    os.symlink(member.linkname, target)
+                elif member.islnk():
+                    os.link(_inside(dest, os.path.normpath(member.linkname.lstrip("/")), "image archive %s" % path), target)
+                else:
+                    raise errors.ArchiveError("image archive %s: the entry %r is neither a file, a directory nor a link"
+                                              % (path, member.name))
+    except (tarfile.TarError, EOFError) as exc:
+        raise errors.ArchiveError("image archive %s: not a readable tar: %s" % (path, exc)) from None
+    except OSError as exc:
+        raise errors.ArchiveError("image archive %s: cannot extract it: %s: %s" % (path, exc.filename or dest, exc.strerror)) from None
 
 
 def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> Layer:

@@ -29,7 +29,7 @@ import tempfile
 from dataclasses import dataclass
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.difftar import tar_header
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarheader import tar_header
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.reference import Reference
 
 OCI_LAYOUT = b'{"imageLayoutVersion":"1.0.0"}'
@@ -212,6 +212,41 @@ def _source_size(source) -> int:
     return len(source) if isinstance(source, bytes) else os.stat(source).st_size
 
 
+def holds(image: BuiltImage, dest: str, fmt: str, ref: Reference | None = None) -> bool:
+    """Whether ``dest`` holds exactly what ``write_image`` would write there (so writing would change nothing)."""
+    if fmt not in FORMATS:
+        raise errors.InvalidArgument("image format %r is not one of %s" % (fmt, ", ".join(FORMATS)))
+    entries = _docker_entries(image, ref) if fmt == "docker-archive" else _oci_entries(image, ref)
+    try:
+        if fmt == "oci-dir":
+            return os.path.isdir(dest) and not os.path.islink(dest) and _dir_matches(entries, dest)
+        if not os.path.isfile(dest):
+            return False
+        hasher = hashlib.sha256()
+        size = _emit_tar(entries, hasher.update)
+        return os.stat(dest).st_size == size and _file_digest(dest) == hasher.hexdigest()
+    except OSError as exc:
+        raise errors.ArchiveError("cannot read %s: %s: %s" % (dest, exc.filename or dest, exc.strerror)) from None
+
+
+def _emit_tar(entries: list, emit) -> int:
+    """Pass the tar of ``entries`` to ``emit`` block by block; its size."""
+    total = 0
+    for name, source in entries:
+        if source is None:
+            emit(tar_header(name.encode("utf-8"), _DIR_MODE, 0, 0, 0, 0, b"5"))
+            total += _BLOCK
+            continue
+        size = _source_size(source)
+        header = tar_header(name.encode("utf-8"), _FILE_MODE, 0, 0, size, 0, b"0")
+        emit(header)
+        _copy(source, emit, size)
+        emit(bytes(-size % _BLOCK))
+        total += len(header) + size + (-size % _BLOCK)
+    emit(bytes(2 * _BLOCK))
+    return total + 2 * _BLOCK
+
+
 def _write_tar(entries: list, dest: str) -> tuple:
     fd, temp = tempfile.mkstemp(prefix="." + os.path.basename(dest) + ".", dir=os.path.dirname(dest))
     try:
@@ -220,15 +255,7 @@ def _write_tar(entries: list, dest: str) -> tuple:
             def emit(data):
                 hasher.update(data)
                 out.write(data)
-            for name, source in entries:
-                if source is None:
-                    emit(tar_header(name.encode("utf-8"), _DIR_MODE, 0, 0, 0, 0, b"5"))
-                    continue
-                size = _source_size(source)
-                emit(tar_header(name.encode("utf-8"), _FILE_MODE, 0, 0, size, 0, b"0"))
-                _copy(source, emit, size)
-                emit(bytes(-size % _BLOCK))
-            emit(bytes(2 * _BLOCK))
+            _emit_tar(entries, emit)
             out.flush()
             os.fsync(out.fileno())
             size = out.tell()

@@ -478,6 +478,9 @@ def apply_layer(dest: str, stream, idmap: IdentityMapping | None = None, warn: C
         applier.run()
         digest = feed.drain()
     except ReadFailed as exc:
+        if isinstance(exc.error, errors.OverlayError):
+            # The stream's own error (a registry blob's digest mismatch) already names what is wrong.
+            raise exc.error from None
         raise errors.ArchiveError("cannot read the archive %s: %s" % (applier.position(), exc)) from exc
     finally:
         os.umask(old_umask)

@@ -103,6 +103,67 @@ class Unmount(Operation):
     op = "unmount"
 
 
+@dataclasses.dataclass(frozen=True)
+class FetchLayer(Operation):
+    """Create the image layer (a chain id) on ``parent`` from the registry blob ``digest``, streamed and verified."""
+
+    parent: str | None = None
+    digest: str = ""
+
+    op = "fetch"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImportLayer(Operation):
+    """Create the image layer (a chain id) on ``parent`` from the archive's layer whose diff_id is ``digest``."""
+
+    parent: str | None = None
+    digest: str = ""
+
+    op = "import"
+
+
+@dataclasses.dataclass(frozen=True)
+class CommitLayer(Operation):
+    """Create the image layer (a chain id) on ``parent`` from the reproducible diff ``digest`` of ``container``."""
+
+    parent: str | None = None
+    container: str = ""
+    digest: str = ""
+
+    op = "commit"
+
+
+@dataclasses.dataclass(frozen=True)
+class WriteImage(Operation):
+    """Write the image whose top layer is the id to ``dest`` in ``format``."""
+
+    dest: str = ""
+    format: str = ""
+    manifest_digest: str = ""
+
+    op = "write_image"
+
+
+@dataclasses.dataclass(frozen=True)
+class PushBlob(Operation):
+    """Upload the blob ``digest`` (``size`` bytes) of the layer (or ``config``) that the registry lacks."""
+
+    digest: str = ""
+    size: int = 0
+
+    op = "push_blob"
+
+
+@dataclasses.dataclass(frozen=True)
+class PushManifest(Operation):
+    """Store the manifest ``digest`` under the reference that is the id."""
+
+    digest: str = ""
+
+    op = "push_manifest"
+
+
 def render(plan: list) -> list[dict]:
     """The plan as ``modifications``."""
     return [operation.as_dict() for operation in plan]

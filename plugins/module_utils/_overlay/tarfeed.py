@@ -29,7 +29,11 @@ _MAX_META = 1 << 20
 
 
 class ReadFailed(Exception):
-    """The helper thread could not read or decompress the stream."""
+    """The helper thread could not read or decompress the stream; ``error`` is what the stream raised."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error) or type(error).__name__)
+        self.error = error
 
 
 class Feed:
@@ -91,7 +95,7 @@ class Feed:
             return False
         if isinstance(item, Exception):
             self._eof = True
-            raise ReadFailed(str(item) or type(item).__name__) from item
+            raise ReadFailed(item) from item
         self._buf, filled = item
         self._view = memoryview(self._buf)[:filled]
         return True

@@ -50,7 +50,7 @@ def _client_for(dockerd: str) -> str:
 class Docker:
     """A dockerd this test started, and its client."""
 
-    def __init__(self, base: str, dockerd: str):
+    def __init__(self, base: str, dockerd: str, daemon_config: dict | None = None):
         self.base = base
         self.data_root = os.path.join(base, "data")
         self.exec_root = os.path.join(base, "exec")
@@ -60,7 +60,7 @@ class Docker:
         self.client = _client_for(dockerd)
         config = os.path.join(base, "daemon.json")
         with open(config, "w", encoding="utf-8") as handle:
-            handle.write("{}\n")
+            json.dump(daemon_config or {}, handle)
         self.env = dict(os.environ, DOCKER_CONFIG=os.path.join(base, "client"), DOCKER_BUILDKIT="0")
         self.env.pop("DOCKER_HOST", None)
         with open(self.log, "wb") as log:
