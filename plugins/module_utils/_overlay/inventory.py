@@ -50,6 +50,11 @@ class Inventory:
         """Ids of the layers that name this one as parent or lower."""
         return sorted(other for other in self.layout.list_layers() if other != layer_id and layer_id in self.links(other))
 
+    def children_index(self) -> dict:
+        """Every layer's children (id -> sorted ids naming it as parent or lower), reading each layer once."""
+        links = {other: self.links(other) for other in self.layout.list_layers()}
+        return {layer_id: self._children_in(links, layer_id) for layer_id in links}
+
     def _children_in(self, links: dict, layer_id: str) -> list[str]:
         """The ids whose links name ``layer_id``, sorted; the reverse index is built once per ``links`` dict (facts shares one)."""
         cached = self._children_index

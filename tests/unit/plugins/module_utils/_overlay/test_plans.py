@@ -160,6 +160,12 @@ CASES = [
     ("absent-mounted", "layer", lambda w: w.c1_held("web", "backup"), lambda w: {"id": "c1", "state": "absent"},
      "layer c1 is mounted (holders: backup, web)"),
     ("absent-mounted-force", "layer", lambda w: w.c1_held("web"), lambda w: {"id": "c1", "state": "absent", "force": True}, ["remove"]),
+    ("absent-recursive", "layer", World.c1, lambda w: {"id": "base", "state": "absent", "recursive": True}, ["remove"] * 3),
+    ("absent-recursive-leaf", "layer", World.c1, lambda w: {"id": "c1", "state": "absent", "recursive": True}, ["remove"]),
+    ("absent-recursive-mounted", "layer", lambda w: w.c1_held("web"), lambda w: {"id": "base", "state": "absent", "recursive": True},
+     "layer base cannot be removed recursively: c1 is mounted or held"),
+    ("absent-recursive-mounted-force", "layer", lambda w: w.c1_held("web"),
+     lambda w: {"id": "base", "state": "absent", "recursive": True, "force": True}, ["remove"] * 3),
     ("absent-foreign", "layer", _foreign, lambda w: {"id": "volumes", "state": "absent", "force": True}, "is not a layer"),
     ("exported-image-whole-tree", "layer", World.base, lambda w: {"id": "base", "state": "exported", "dest": w.path("base-out.tar")}, ["export"]),
     ("exported-image-on-parent", "layer", World.app, lambda w: {"id": "app", "state": "exported", "dest": w.path("app-diff.tar")}, ["export"]),
@@ -247,3 +253,14 @@ def test_check_mode_reports_the_plan_the_real_run_carries_out(world, name, modul
 def test_the_table_covers_every_operation():
     ops = {op for case in CASES if not isinstance(case[4], str) for op in case[4]}
     assert ops == {"create", "remove", "clear_leftovers", "export", "add_holder", "mount", "drop_holders", "unmount"}, ops
+
+
+def test_recursive_removal_goes_deepest_first_and_returns_the_ids(world):
+    world.c1()
+    world.driver.create("c2", "app")
+    world.driver.create("other", None)
+    planned = _run(world, "layer", {"id": "base", "state": "absent", "recursive": True}, check_mode=True)
+    done = _run(world, "layer", {"id": "base", "state": "absent", "recursive": True}, check_mode=False)
+    assert planned["removed"] == done["removed"] == ["c1", "c2", "app", "base"]
+    assert [op["reason"] for op in done["modifications"]] == ["descends from base"] * 3 + [None]
+    assert world.driver.list_layers() == ["other"]
