@@ -149,3 +149,53 @@ def test_dockers_layer_store_names_are_in_use(scratch):
         assert os.path.isdir(os.path.join(data_root, "overlay", "not-a-layer", "data"))
     finally:
         driver.cleanup()
+
+
+CHURN_WORKERS = 8
+CHURN_OPS = 150
+CHURN_SECONDS = 40
+
+
+def test_prune_racing_eight_processes_leaves_every_held_and_kept_layer_whole(drv, scratch):
+    """Prune with layers=true in a loop while 8 processes create, mount, unmount and remove on shared ids."""
+    images, containers = ["img0", "img1"], ["c%d" % i for i in range(5)]
+    diff = tf.write_tar(os.path.join(scratch, "diff.tar"), BASE)
+    drv.create("img0", None, diff_path=diff)
+    procs = []
+    for index in range(CHURN_WORKERS):
+        args = {"seed": 9100 + index, "holder": "w%d" % index, "images": images, "containers": containers,
+                "diff": diff, "ops": CHURN_OPS, "seconds": CHURN_SECONDS}
+        procs.append(subprocess.Popen([tf.sys.executable, tf.WORKER, drv.home, "churn", tf.json.dumps(args)], env=tf.worker_env(),
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    prunes = removed = 0
+    while any(proc.poll() is None for proc in procs):
+        result = prune(driver_mod.Driver(drv.home), layers=True, keep=["img0"])
+        prunes += 1
+        removed += len(result["removed"])
+        # The workers themselves may remove img0; prune never does.
+        assert "img0" not in [entry["id"] for entry in result["removed"]], result
+    results = []
+    for index, proc in enumerate(procs):
+        stdout, stderr = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "Traceback" not in stderr, "worker %d exited %d:\n%s" % (index, proc.returncode, stderr)
+        results.append(tf.json.loads(stdout.splitlines()[-1])["result"])
+    outcomes: dict = {}
+    for result in results:
+        for outcome, count in result["outcomes"].items():
+            outcomes[outcome] = outcomes.get(outcome, 0) + count
+    unexpected = {o: n for o, n in outcomes.items() if not o.endswith(":ok") and o.split(":")[1] not in ("LayerConflict", "LayerNotFound", "LayerBusy")}
+    assert unexpected == {}, outcomes
+    assert prunes > 3 and removed > 0 and outcomes.get("mount:ok"), (prunes, removed, outcomes)
+
+    believed = sorted((layer_id, "w%d" % index) for index, r in enumerate(results) for layer_id in r["held"])
+    persisted = sorted((layer_id, holder) for layer_id in drv.list_layers() for holder in drv.store.holders(layer_id))
+    assert persisted == believed, "holders on disk %r differ from what the workers hold %r" % (persisted, believed)
+    mounts = kernel.read_mountinfo()
+    for layer_id, _holder in believed:
+        lower = drv.lower_id(layer_id)
+        assert os.path.isdir(os.path.join(drv.dir(layer_id), "upper")) and os.path.isdir(drv.layout.root(lower)), layer_id
+        assert kernel.mount_at(mounts, drv.layout.merged(layer_id)) is not None, "held layer %s is not mounted" % layer_id
+        assert open(os.path.join(drv.layout.merged(layer_id), "bin", "sh"), "rb").read() == b"#" * 8192
+    if drv.exists("img0"):
+        assert open(os.path.join(drv.layout.root("img0"), "bin", "sh"), "rb").read() == b"#" * 8192
+    assert drv.facts()["problems"] == []
