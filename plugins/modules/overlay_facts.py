@@ -231,7 +231,9 @@ ansible_facts:
               description: What is wrong, naming the layer.
               type: str
             fix:
-              description: The module call that repairs it, such as M(graphdriver.overlay.overlay_prune) with O(graphdriver.overlay.overlay_prune#module:leftovers=true).
+              description:
+                - The module call that repairs it, such as M(graphdriver.overlay.overlay_prune) with
+                  O(graphdriver.overlay.overlay_prune#module:leftovers=true).
               type: str
 """
 
