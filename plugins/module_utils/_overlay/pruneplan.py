@@ -156,7 +156,9 @@ class PruneTask:
         plan = self.plan(state)
         usage = self._usage(plan)
         done = plan if check_mode else self.execute(plan)
-        refused = [operation.id for operation in plan if operation not in done and isinstance(operation, operations.PruneLayer)]
+        # A staged layer the driver refused under its lock (it gained a holder or a child) is kept; one that vanished is not.
+        refused = [operation.id for operation in plan
+                   if operation not in done and isinstance(operation, operations.PruneLayer) and self.driver.kind(operation.id)]
         removed = reclaimed(done, usage)
         return {
             "changed": bool(plan),

@@ -122,6 +122,22 @@ def test_a_layer_that_gains_a_holder_after_planning_is_kept(chain):
     assert kernel.mount_at(kernel.read_mountinfo(), chain.layout.merged("c1")) is not None
 
 
+def test_the_result_of_a_run_that_lost_the_race_lists_the_plan_and_keeps_the_layers(chain):
+    task = pruneplan.PruneTask(chain, {"layers": True, "keep": ["lone"]})
+    planner = task.plan
+
+    def plan_then_mount(state):
+        staged = planner(state)
+        chain.mount("c1", "late")
+        return staged
+
+    task.plan = plan_then_mount
+    result = task.run()
+    assert [m["id"] for m in result["modifications"]] == ["c1", "app", "base"] and result["changed"] is True
+    assert result["removed"] == [] and result["reclaimed_bytes"] == 0
+    assert result["kept"] == ["app", "base", "c1", "lone"]
+
+
 def test_a_layer_that_gains_a_child_after_planning_is_kept(chain):
     task = pruneplan.PruneTask(chain, {"layers": True, "keep": ["c1"]})
     plan = task.plan(pruneplan.load_prune(chain, task.keep))
