@@ -5,7 +5,7 @@
 """The public face of the overlay driver for the collection's modules.
 
 Modules build their argument spec from ``argument_spec()`` and run their work through
-``run_module()`` with one of the task functions here (``layer_task``, ``mount_task``,
+``run_module()`` with one of the task functions here (``layer_task``, ``mount_task``, ``prune_task``,
 ``facts_task``, ``image_info_task``). ``run_module`` is the one place where the driver's typed
 errors become ``fail_json``: the failure result carries the error's fields (``path``,
 ``layer_id``, ``fix``) under ``details``, and the fix is worded in terms of the modules' options.
@@ -22,10 +22,11 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.drive
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.imageplan import ImageTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layerplan import LayerTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mountplan import MountTask
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.pruneplan import PruneTask
 
 __all__ = [
     "DEFAULT_HOME", "Driver", "argument_spec", "describe", "driver_from_module", "errors", "facts_task", "image_info_task",
-    "image_task", "layer_task", "mount_task", "run_module", "validate_id",
+    "image_task", "layer_task", "mount_task", "prune_task", "run_module", "validate_id",
 ]
 
 DEFAULT_HOME = "/var/lib/graphdriver/overlay"
@@ -74,6 +75,11 @@ def mount_task(module):
 def image_task(module):
     """overlay_image's work for ``run_module``."""
     return lambda driver: ImageTask(driver, module.params).run(module.check_mode)
+
+
+def prune_task(module):
+    """overlay_prune's work for ``run_module``."""
+    return lambda driver: PruneTask(driver, module.params).run(module.check_mode)
 
 
 def facts_task(module):

@@ -63,6 +63,13 @@ EXAMPLES = r"""
 - name: Find the layers that an interrupted run left incomplete
   ansible.builtin.debug:
     msg: "{{ ansible_facts.overlay.layers | dict2items | selectattr('value.incomplete') | map(attribute='key') | list }}"
+
+- name: List what is wrong with the store, and how to repair each
+  ansible.builtin.debug:
+    msg: "{{ item.id }} ({{ item.code }}): {{ item.message }}; fix: {{ item.fix }}"
+  loop: "{{ ansible_facts.overlay.problems }}"
+  loop_control:
+    label: "{{ item.id }} {{ item.code }}"
 """
 
 RETURN = r"""
@@ -192,9 +199,42 @@ ansible_facts:
           elements: str
           sample: []
         problems:
-          description: Layer ids whose state could not be read, with the reason.
-          type: dict
-          sample: {}
+          description:
+            - What is wrong with the store, sorted by id then code, found without walking layer trees
+              (a fraction of a second on a home with 1,000 layers).
+            - Each names the module call that repairs it in RV(ansible_facts.overlay.problems[].fix).
+          type: list
+          elements: dict
+          sample:
+            - id: web-1
+              code: held_not_mounted
+              message: "layer web-1 has holders (web) but is not mounted (after a reboot?)"
+              fix: "graphdriver.overlay.overlay_mount id=web-1 state=mounted mounts it again for them, ..."
+          contains:
+            id:
+              description: The layer id, or the id that state files or leftovers are named after.
+              type: str
+            code:
+              description:
+                - V(incomplete) an interrupted operation left leftovers (staging, trash, pending);
+                  V(missing_parent) the record names a parent that is gone;
+                  V(missing_lower) C(lower-id) names a layer that is gone, so it cannot be mounted;
+                  V(damaged) a container layer lacks C(upper/), C(work/) or C(lower-id), or a state
+                  file or C(lower-id) cannot be read;
+                  V(stale_merged) a C(merged/) dir with no mount and no holders;
+                  V(held_not_mounted) holders on disk but no mount (after a reboot);
+                  V(mounted_not_held) an overlay mount at C(merged/) with no holder;
+                  V(orphan_state) a layer record or holders file for an id that has no layer.
+              type: str
+              choices: [incomplete, missing_parent, missing_lower, damaged, stale_merged, held_not_mounted, mounted_not_held, orphan_state]
+            message:
+              description: What is wrong, naming the layer.
+              type: str
+            fix:
+              description:
+                - The module call that repairs it, such as M(graphdriver.overlay.overlay_prune) with
+                  O(graphdriver.overlay.overlay_prune#module:leftovers=true).
+              type: str
 """
 
 from ansible.module_utils.basic import AnsibleModule

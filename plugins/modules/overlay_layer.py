@@ -77,6 +77,14 @@ options:
       - Written atomically (a temporary file, then a rename); its directory must exist.
       - Exporting an unchanged layer gives the same bytes, so a second run reports RV(ignore:changed=false).
     type: path
+  recursive:
+    description:
+      - With O(state=absent), also remove every layer that descends from this one (by parent or lower),
+        deepest first, each under its lock.
+      - A descendant (or the layer) that is mounted or has holders fails the whole call before anything is
+        removed, unless O(force=true).
+    type: bool
+    default: false
   force:
     description:
       - With O(state=present), remove and recreate an existing layer whose parent or diff differs.
@@ -148,6 +156,12 @@ EXAMPLES = r"""
     id: web-1
     state: absent
     force: true
+
+- name: Remove a base layer and everything built on it, refusing if any of them is still mounted
+  graphdriver.overlay.overlay_layer:
+    id: base
+    state: absent
+    recursive: true
 
 - name: Work on an existing Docker overlay store
   graphdriver.overlay.overlay_layer:
@@ -282,6 +296,14 @@ changes:
       description: V(A) added, V(C) changed, V(D) deleted.
       type: str
       sample: C
+removed:
+  description:
+    - The ids removed, in the order removed (in check mode, the ids the run would remove).
+    - With O(recursive=true) the descendants come first, deepest first, and O(id) last.
+  returned: when O(state=absent)
+  type: list
+  elements: str
+  sample: [web-1, app, base]
 size:
   description: Docker's DiffSize of the exported layer, the bytes of the files added or changed.
   returned: when O(state=exported)
@@ -303,6 +325,7 @@ def main() -> None:
             diff={"type": "path"},
             dest={"type": "path"},
             force={"type": "bool", "default": False},
+            recursive={"type": "bool", "default": False},
             storage_opt={"type": "dict", "default": {}},
         ),
         required_if=[("state", "exported", ("dest",))],

@@ -335,6 +335,22 @@ class Driver:
         with self.store.layer_lock(layer_id):
             return self.recovery.clear(layer_id)
 
+    def clear_stale_merged(self, layer_id: str) -> bool:
+        """Remove a container layer's empty ``merged/`` that has no mount and no holders (what a lazy unmount left); whether it did."""
+        validate_id(layer_id)
+        with self.store.layer_lock(layer_id):
+            merged = self.layout.merged(layer_id)
+            if self.layout.kind(layer_id) != layout.CONTAINER or self.store.holders(layer_id):
+                return False
+            if kernel.mounts_at_or_below(kernel.read_mountinfo(), merged):
+                return False
+            try:
+                os.rmdir(merged)
+            except OSError:
+                # Gone, or no longer empty: in use again, or written to by hand; left alone.
+                return False
+        return True
+
     def remove(self, layer_id: str, force: bool = True) -> bool:
         """Remove a layer; False when it did not exist.
 

@@ -14,7 +14,7 @@ import contextlib
 import os
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import changes as changes_mod
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, layout
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, layout, problems as problems_mod
 
 
 class Inventory:
@@ -49,6 +49,11 @@ class Inventory:
     def children(self, layer_id: str) -> list[str]:
         """Ids of the layers that name this one as parent or lower."""
         return sorted(other for other in self.layout.list_layers() if other != layer_id and layer_id in self.links(other))
+
+    def children_index(self) -> dict:
+        """Every layer's children (id -> sorted ids naming it as parent or lower), reading each layer once."""
+        links = {other: self.links(other) for other in self.layout.list_layers()}
+        return {layer_id: self._children_in(links, layer_id) for layer_id in links}
 
     def _children_in(self, links: dict, layer_id: str) -> list[str]:
         """The ids whose links name ``layer_id``, sorted; the reverse index is built once per ``links`` dict (facts shares one)."""
@@ -140,6 +145,31 @@ class Inventory:
             return None
         return changes_mod.changes_size(upper, found)
 
+    def observe(self, layer_id: str, record: dict | None, unreadable: str | None = None) -> problems_mod.Observed:
+        """What the problem rules need of one layer: its record and a few lstat of its own dirs, no tree walk."""
+        record = record or {}
+        path = self.layout.dir(layer_id)
+        unreadable = record.get("problem") or unreadable
+        lower = None
+        missing = ()
+        if record.get("kind", self.layout.kind(layer_id)) == layout.CONTAINER:
+            missing = tuple(name for name, present in (
+                ("upper/", os.path.isdir(layout.upper_in(path))), ("work/", os.path.isdir(layout.work_in(path))),
+                ("lower-id", os.path.isfile(layout.lower_id_in(path)))) if not present)
+            if "lower-id" not in missing:
+                try:
+                    lower = self.layout.lower_id(layer_id)
+                except errors.CorruptState as exc:
+                    unreadable = unreadable or str(exc)
+        try:
+            incomplete = self.recovery.incomplete(layer_id)
+        except errors.CorruptState:
+            incomplete = False
+        return problems_mod.Observed(
+            id=layer_id, kind=record.get("kind") or "", parent=record.get("parent"), lower=lower, missing_parts=missing,
+            unreadable=unreadable, merged_dir=os.path.isdir(layout.merged_in(path)), mounted=bool(record.get("mounted")),
+            holders=tuple(record.get("holders") or ()), incomplete=incomplete)
+
     def facts(self, report, status: list, sizes: bool = False) -> dict:
         """Everything overlay_facts reports, given the support report; creates and rewrites nothing under home."""
         # Read-only: every layer record and staging/trash listing is read once for all layers.
@@ -149,7 +179,7 @@ class Inventory:
     def _facts(self, report, status: list, sizes: bool) -> dict:
         mounts = kernel.read_mountinfo()
         layers = {}
-        problems = {}
+        unreadable = {}
         ids = self.layout.list_layers()
         links = {}
         for layer_id in ids:
@@ -157,19 +187,17 @@ class Inventory:
                 links[layer_id] = self.links(layer_id)
             except errors.OverlayError as exc:
                 links[layer_id] = set()
-                problems[layer_id] = str(exc)
+                unreadable[layer_id] = str(exc)
         for layer_id in ids:
             try:
                 layers[layer_id] = self.layer_record(layer_id, sizes=sizes, mounts=mounts, links=links)
             except errors.OverlayError as exc:
-                problems[layer_id] = str(exc)
-        for layer_id, problem in problems.items():
+                unreadable[layer_id] = str(exc)
+        for layer_id, problem in unreadable.items():
             if layer_id in layers:
                 layers[layer_id].setdefault("problem", problem)
-        for layer_id, record in layers.items():
-            if record.get("problem"):
-                problems.setdefault(layer_id, record["problem"])
-        leftovers = sorted(set(self.store.leftover_ids()) - set(ids)) if os.path.isdir(self.layout.home) else []
+        leftover_ids = set(self.store.leftover_ids()) if os.path.isdir(self.layout.home) else set()
+        leftovers = sorted(leftover_ids - set(ids))
         return {
             "supported": report.supported,
             "reason": report.reason,
@@ -183,6 +211,8 @@ class Inventory:
             "layers": layers,
             "mounts": sorted(i for i in ids if layers.get(i, {}).get("mounted")),
             "incomplete": sorted(set(leftovers) | {i for i, r in layers.items() if r["incomplete"]}),
-            "problems": problems,
+            "problems": problems_mod.find(
+                [self.observe(layer_id, layers.get(layer_id), unreadable.get(layer_id)) for layer_id in ids],
+                leftover_ids, self.store.record_ids(), self.store.holder_ids()),
             "foreign": self.layout.foreign(),
         }

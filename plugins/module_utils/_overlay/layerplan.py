@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, layout, operations
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, kernel, layout, operations
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import check_storage_opt, validate_id
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.fsutil import file_digest
 
@@ -53,6 +53,11 @@ def diff_digest(path: str) -> str:
         return decompress.digest_stream(stream)[0]
 
 
+def _removed(plan: list) -> list[str]:
+    """The ids a plan removes, in order."""
+    return [operation.id for operation in plan if isinstance(operation, operations.RemoveLayer)]
+
+
 def _size_or_none(path: str | None) -> int | None:
     try:
         return os.stat(path).st_size if path else None
@@ -76,6 +81,7 @@ class LayerTask:
         self.diff = params.get("diff")
         self.dest = params.get("dest")
         self.force = bool(params.get("force"))
+        self.recursive = bool(params.get("recursive"))
         self._digest: str | None = None
         self._export: dict | None = None
 
@@ -86,7 +92,7 @@ class LayerTask:
         if check_mode:
             result = self._planned_result(state, plan)
         else:
-            result = self._executed_result(state, self.execute(plan))
+            result = self._executed_result(state, self.execute(plan), plan)
         result["changed"] = bool(plan)
         result["modifications"] = operations.render(plan)
         if diff_mode and self.state != "exported":
@@ -170,9 +176,47 @@ class LayerTask:
         plan = []
         if self._plan_clearing(state, plan):
             self.driver.require_layer(self.id)
+            if self.recursive:
+                return plan + self._plan_recursive()
             if not self.force:
                 self.driver.removal_blockers(self.id)
             plan.append(operations.RemoveLayer(self.id, force=self.force))
+        return plan
+
+    def _descendants(self) -> list[str]:
+        """Every layer that descends from this one (by parent or lower), each after all of its own descendants."""
+        index = self.driver.inventory.children_index()
+        order: list[str] = []
+        seen = {self.id}
+        # Iterative post-order: a layer is listed once everything that descends from it is.
+        stack = [(self.id, iter(index.get(self.id, ())))]
+        while stack:
+            current, pending = stack[-1]
+            child = next(pending, None)
+            if child is None:
+                stack.pop()
+                if current != self.id:
+                    order.append(current)
+            elif child not in seen:
+                seen.add(child)
+                stack.append((child, iter(index.get(child, ()))))
+        return order
+
+    def _plan_recursive(self) -> list:
+        """Remove the descendants deepest first, then the layer; a held or mounted one refuses the whole call unless forced."""
+        descendants = self._descendants()
+        if not self.force:
+            mounts = kernel.read_mountinfo()
+            busy = [layer for layer in descendants + [self.id]
+                    if self.driver.store.holders(layer) or self.driver.is_mounted(layer, mounts)]
+            if busy:
+                raise errors.LayerBusy(
+                    "layer %s cannot be removed recursively: %s %s mounted or held; unmount %s first, or set force: true"
+                    % (self.id, ", ".join(busy), "is" if len(busy) == 1 else "are", "it" if len(busy) == 1 else "them"),
+                    path=self.driver.dir(busy[0]), layer_id=busy[0])
+        reason = "descends from %s" % self.id
+        plan = [operations.RemoveLayer(layer, force=self.force, reason=reason) for layer in descendants]
+        plan.append(operations.RemoveLayer(self.id, force=self.force))
         return plan
 
     def _export_parent(self, state: LayerState) -> str | None:
@@ -230,7 +274,7 @@ class LayerTask:
         if self.state == "exported":
             return self._export_result(self._export)
         if self.state == "absent":
-            return {}
+            return {"removed": _removed(plan)}
         if not any(isinstance(operation, operations.CreateLayer) for operation in plan):
             return {"layer": state.record}
         digest = self._digest_of_diff() if self.diff is not None else None
@@ -253,11 +297,11 @@ class LayerTask:
             "holders": [], "refcount": 0, "diff_digest": digest, "applied_size": None, "children": [], "incomplete": False,
         }
 
-    def _executed_result(self, state: LayerState, outcome: dict | None) -> dict:
+    def _executed_result(self, state: LayerState, outcome: dict | None, plan: list) -> dict:
         if self.state == "exported":
             return self._export_result(outcome or self._export)
         if self.state == "absent":
-            return {}
+            return {"removed": _removed(plan)}
         if outcome is None:
             return {"layer": self.driver.layer_record(self.id) if state.incomplete else state.record}
         result = {"layer": self.driver.layer_record(self.id)}

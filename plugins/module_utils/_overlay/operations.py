@@ -164,6 +164,24 @@ class PushManifest(Operation):
     op = "push_manifest"
 
 
+@dataclasses.dataclass(frozen=True)
+class ClearStale(Operation):
+    """Prune's clearing of what no operation is using: leftovers (``incomplete``), an empty ``stale_merged`` dir, ``orphan_state``."""
+
+    reason: str = ""
+
+    op = "clear_stale"
+
+
+@dataclasses.dataclass(frozen=True)
+class PruneLayer(Operation):
+    """Remove a layer that prune found unused; refused under the lock if it gained a holder or a child since."""
+
+    reason: str = "unused"
+
+    op = "prune"
+
+
 def render(plan: list) -> list[dict]:
     """The plan as ``modifications``."""
     return [operation.as_dict() for operation in plan]

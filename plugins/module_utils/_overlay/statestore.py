@@ -292,6 +292,18 @@ class StateStore:
             ids.update(name.rpartition(".")[0] for name in self._entries(sub) if name.rpartition(".")[0])
         return ids
 
+    def _json_ids(self, sub: str) -> set[str]:
+        # Temp files of an atomic write start with a dot and are never a state file.
+        return {name[:-len(".json")] for name in self._entries(sub) if name.endswith(".json") and not name.startswith(".")}
+
+    def record_ids(self) -> set[str]:
+        """Every id with a layer record (facts and prune find the records of gone layers with it)."""
+        return self._json_ids(_LAYERS)
+
+    def holder_ids(self) -> set[str]:
+        """Every id with a holders file."""
+        return self._json_ids(_HOLDERS)
+
     def clear_leftovers(self, layer_id: str) -> None:
         """Delete everything an interrupted operation left for this id; the pending marker goes last."""
         _check_id(layer_id)

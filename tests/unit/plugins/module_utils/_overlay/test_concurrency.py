@@ -93,7 +93,7 @@ def test_sixteen_processes_keep_layers_and_holders_consistent(home, scratch):
         assert outcomes.get(kind + ":ok"), "no %s succeeded: the mix did not exercise it (%r)" % (kind, outcomes)
 
     facts = drv.facts()
-    assert facts["incomplete"] == [] and facts["problems"] == {}, facts
+    assert facts["incomplete"] == [] and facts["problems"] == [], facts
     for sub in ("staging", "trash", "pending"):
         directory = os.path.join(drv.home, STATE_DIR, sub)
         assert not os.path.isdir(directory) or os.listdir(directory) == [], "leftovers in %s: %r" % (sub, os.listdir(directory))

@@ -30,7 +30,7 @@ import time
 import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import kernel
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import kernel, pruneplan
 
 MISSING = "dockerd is missing: install Debian's docker.io (scripts/setup.sh installs every test dependency)"
 
@@ -260,7 +260,7 @@ def test_the_driver_reads_and_mounts_a_store_that_docker_made(docker, scratch):
     on_disk = sorted(n for n in os.listdir(home) if not n.startswith("."))
     facts = drv.facts()
     assert sorted(os.listdir(home)) == on_disk, "facts created something in Docker's home"
-    assert facts["supported"] and facts["initialized"] and facts["incomplete"] == [] and facts["problems"] == {}, facts
+    assert facts["supported"] and facts["initialized"] and facts["incomplete"] == [] and facts["problems"] == [], facts
     assert sorted(facts["layers"]) == on_disk and len(on_disk) == 4, "expected 2 image layers, the container and its -init: %r" % on_disk
 
     top = os.path.basename(os.path.dirname(image_data["Data"]["RootDir"]))
@@ -291,3 +291,42 @@ def test_the_driver_reads_and_mounts_a_store_that_docker_made(docker, scratch):
     # Docker still owns its store: it can remove what the driver just mounted and unmounted.
     docker.run("rm", container)
     assert not os.path.exists(os.path.join(home, layer_id))
+
+
+def _layerdb_names(data_root: str) -> set:
+    layerdb = os.path.join(data_root, "image", "overlay", "layerdb")
+    names = set()
+    for directory, _dirs, files in os.walk(layerdb):
+        for name in files:
+            if name in ("cache-id", "mount-id", "init-id"):
+                with open(os.path.join(directory, name), encoding="utf-8") as handle:
+                    names.add(handle.read().strip())
+    return names
+
+
+def test_prune_of_dockers_store_removes_nothing_docker_names_and_docker_still_runs(docker, scratch):
+    """overlay_prune layers=true on <data-root>/overlay with dockerd stopped; then dockerd starts and exports the container."""
+    docker.run("load", stdin=save_archive("gdo-test:two"))
+    container = docker.run("create", "--name", "gdo-prune", "gdo-test:two").decode().strip()
+    before = exported_tree(docker.run("export", container))
+    docker.stop()
+
+    home = os.path.join(docker.data_root, "overlay")
+    drv = driver_mod.Driver(home)
+    named = _layerdb_names(docker.data_root)
+    assert len(named) == 4 and named == set(drv.list_layers()), (named, drv.list_layers())
+    # Something Docker does not know about: prune must take it, and only it.
+    drv.create("stray-base")
+    drv.create("stray", "stray-base")
+    result = pruneplan.PruneTask(drv, {"layers": True}).run()
+    assert [(e["id"], e["reason"]) for e in result["removed"]] == [("stray", "unused"), ("stray-base", "unused")], result
+    assert set(result["kept"]) == named and set(drv.list_layers()) == named
+    assert pruneplan.PruneTask(drv, {"layers": True}).run()["changed"] is False
+
+    again = Docker(docker.base, _find_dockerd())
+    try:
+        again.wait_ready()
+        assert exported_tree(again.run("export", container)) == before
+        again.run("rm", container)
+    finally:
+        again.stop()

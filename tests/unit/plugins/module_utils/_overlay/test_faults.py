@@ -586,7 +586,7 @@ def test_corrupt_holders_name_the_file_and_force_repairs_them(corrupt_store, con
         assert _holders_file(drv) in str(caught.value)
     facts = drv.facts()
     assert {"img", "other"} <= set(facts["layers"]), "facts lost the healthy layers: %r" % sorted(facts["layers"])
-    assert _holders_file(drv) in facts["problems"]["ctr"]
+    assert [(p["id"], p["code"]) for p in facts["problems"] if _holders_file(drv) in p["message"]] == [("ctr", "damaged")], facts["problems"]
     assert _holders_file(drv) in facts["layers"]["ctr"]["problem"], "the damaged layer is listed, naming its file: %r" % facts["layers"].get("ctr")
     drv.remove("ctr", force=True)
     assert not drv.exists("ctr") and not os.path.exists(_holders_file(drv)) and stray_mounts(drv) == []
@@ -635,7 +635,8 @@ def test_a_truncated_layer_record_names_the_file_and_recreating_the_layer_repair
         drv.layer_record("other")
     assert path in str(caught.value)
     facts = drv.facts()
-    assert sorted(facts["layers"]) == ["ctr", "img"] and path in facts["problems"]["other"]
+    assert sorted(facts["layers"]) == ["ctr", "img"]
+    assert [(p["id"], p["code"]) for p in facts["problems"] if path in p["message"]] == [("other", "damaged")], facts["problems"]
     assert drv.remove("other")
     drv.create("other", None)
     assert drv.layer_record("other")["parent"] is None

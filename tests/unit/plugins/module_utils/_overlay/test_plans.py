@@ -21,6 +21,7 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay impor
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layerplan import LayerTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mountplan import MountTask
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.pruneplan import PruneTask
 
 
 def _tar(path: str, files: dict) -> str:
@@ -160,6 +161,12 @@ CASES = [
     ("absent-mounted", "layer", lambda w: w.c1_held("web", "backup"), lambda w: {"id": "c1", "state": "absent"},
      "layer c1 is mounted (holders: backup, web)"),
     ("absent-mounted-force", "layer", lambda w: w.c1_held("web"), lambda w: {"id": "c1", "state": "absent", "force": True}, ["remove"]),
+    ("absent-recursive", "layer", World.c1, lambda w: {"id": "base", "state": "absent", "recursive": True}, ["remove"] * 3),
+    ("absent-recursive-leaf", "layer", World.c1, lambda w: {"id": "c1", "state": "absent", "recursive": True}, ["remove"]),
+    ("absent-recursive-mounted", "layer", lambda w: w.c1_held("web"), lambda w: {"id": "base", "state": "absent", "recursive": True},
+     "layer base cannot be removed recursively: c1 is mounted or held"),
+    ("absent-recursive-mounted-force", "layer", lambda w: w.c1_held("web"),
+     lambda w: {"id": "base", "state": "absent", "recursive": True, "force": True}, ["remove"] * 3),
     ("absent-foreign", "layer", _foreign, lambda w: {"id": "volumes", "state": "absent", "force": True}, "is not a layer"),
     ("exported-image-whole-tree", "layer", World.base, lambda w: {"id": "base", "state": "exported", "dest": w.path("base-out.tar")}, ["export"]),
     ("exported-image-on-parent", "layer", World.app, lambda w: {"id": "app", "state": "exported", "dest": w.path("app-diff.tar")}, ["export"]),
@@ -189,6 +196,41 @@ CASES = [
 ]
 
 
+def _stale_merged(world: World) -> None:
+    world.c1()
+    os.mkdir(world.driver.layout.merged("c1"))
+
+
+def _orphan_holders(world: World) -> None:
+    world.base()
+    world.driver.store.set_holders("gone", ["web"])
+
+
+def _docker_layerdb_bad(world: World) -> None:
+    world.driver = driver_mod.Driver(os.path.join(world.scratch, "docker", "overlay"))
+    world.base()
+    layerdb = os.path.join(world.scratch, "docker", "image", "overlay", "layerdb", "sha256", "abc")
+    os.makedirs(layerdb)
+    with open(os.path.join(layerdb, "cache-id"), "wb") as handle:
+        handle.write(b"\xff\xfe")
+
+
+CASES += [
+    ("prune-nothing", "prune", World.c1, lambda w: {}, []),
+    ("prune-missing-home", "prune", None, lambda w: {"layers": True}, []),
+    ("prune-layers", "prune", World.c1, lambda w: {"layers": True}, ["prune"] * 3),
+    ("prune-layers-keep", "prune", World.c1, lambda w: {"layers": True, "keep": ["app"]}, ["prune"]),
+    ("prune-layers-held", "prune", lambda w: w.c1_held("web"), lambda w: {"layers": True}, []),
+    ("prune-incomplete", "prune", lambda w: _staging_leftover(w, "x"), lambda w: {}, ["clear_stale"]),
+    ("prune-incomplete-not-asked", "prune", lambda w: _staging_leftover(w, "x"), lambda w: {"leftovers": False}, []),
+    ("prune-stale-merged", "prune", _stale_merged, lambda w: {}, ["clear_stale"]),
+    ("prune-orphan-state", "prune", _orphan_holders, lambda w: {}, ["clear_stale"]),
+    ("prune-pending-and-layers", "prune", _pending, lambda w: {"layers": True}, ["prune"]),
+    ("prune-foreign", "prune", _foreign, lambda w: {"layers": True}, []),
+    ("prune-docker-layerdb-unreadable", "prune", _docker_layerdb_bad, lambda w: {"layers": True}, "cannot read Docker's layer store file"),
+]
+
+
 # Refused while carrying out the plan, not while planning: the real run reads the diff only
 # when it applies it, after Init made the home.
 FAILS_WHILE_EXECUTING = {"present-missing-diff-file"}
@@ -205,8 +247,10 @@ def world(scratch):
 
 def _run(world: World, module: str, params: dict, check_mode: bool):
     """The task's result, or the error it failed with."""
-    task = LayerTask if module == "layer" else MountTask
     try:
+        if module == "prune":
+            return PruneTask(world.driver, params).run(check_mode=check_mode)
+        task = LayerTask if module == "layer" else MountTask
         return task(world.driver, params).run(check_mode=check_mode, diff_mode=True)
     except errors.OverlayError as exc:
         return exc
@@ -234,7 +278,7 @@ def test_check_mode_reports_the_plan_the_real_run_carries_out(world, name, modul
     assert [op["op"] for op in planned["modifications"]] == expected, "%s: planned %r" % (name, planned["modifications"])
     assert planned["modifications"] == done["modifications"], "%s: check %r, real %r" % (name, planned["modifications"], done["modifications"])
     assert planned["changed"] is done["changed"] is bool(expected)
-    for key in ("mounted", "holders", "refcount", "kind", "path"):
+    for key in ("mounted", "holders", "refcount", "kind", "path", "removed", "reclaimed_bytes", "reclaimed_inodes", "kept"):
         if key in planned:
             assert planned[key] == done[key], "%s: %s planned %r, real %r" % (name, key, planned[key], done[key])
     if "layer" in planned and module == "layer" and args.get("state", "present") == "present":
@@ -246,4 +290,15 @@ def test_check_mode_reports_the_plan_the_real_run_carries_out(world, name, modul
 
 def test_the_table_covers_every_operation():
     ops = {op for case in CASES if not isinstance(case[4], str) for op in case[4]}
-    assert ops == {"create", "remove", "clear_leftovers", "export", "add_holder", "mount", "drop_holders", "unmount"}, ops
+    assert ops == {"create", "remove", "clear_leftovers", "export", "add_holder", "mount", "drop_holders", "unmount", "clear_stale", "prune"}, ops
+
+
+def test_recursive_removal_goes_deepest_first_and_returns_the_ids(world):
+    world.c1()
+    world.driver.create("c2", "app")
+    world.driver.create("other", None)
+    planned = _run(world, "layer", {"id": "base", "state": "absent", "recursive": True}, check_mode=True)
+    done = _run(world, "layer", {"id": "base", "state": "absent", "recursive": True}, check_mode=False)
+    assert planned["removed"] == done["removed"] == ["c1", "c2", "app", "base"]
+    assert [op["reason"] for op in done["modifications"]] == ["descends from base"] * 3 + [None]
+    assert world.driver.list_layers() == ["other"]
