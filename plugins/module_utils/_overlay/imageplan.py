@@ -24,7 +24,7 @@ import shutil
 import tempfile
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import (
-    errors, imagearchive, imagewriter, layout, operations, reference, registry,
+    errors, imagearchive, imagewriter, layout, operations, platforms, reference, registry,
 )
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import StreamDiff
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import validate_id
@@ -45,8 +45,8 @@ class ImageTask:
         self.container = validate_id(params["container"], "container layer id") if params.get("container") else None
         self.dest = params.get("dest")
         self.format = params.get("format") or "oci-dir"
-        self.platform = params.get("platform") or registry.host_platform()
-        registry.parse_platform(self.platform)
+        self.platform = params.get("platform") or platforms.host_platform()
+        platforms.parse_platform(self.platform)
         self.auth = {"username": params.get("registry_username"), "password": params.get("registry_password"),
                      "ca_path": params.get("registry_ca_path"), "insecure": bool(params.get("registry_insecure"))}
         self._require_options()
@@ -216,7 +216,7 @@ class ImageTask:
             self._sources[committed] = blob.path
             ids.append(committed)
             blobs.append(blob)
-        os_name, architecture, variant = registry.parse_platform(self.platform)
+        os_name, architecture, variant = platforms.parse_platform(self.platform)
         self._image = imagewriter.build_image(blobs, architecture, os_name, variant or None,
                                               history=["graphdriver.overlay layer %s" % layer_id for layer_id in ids])
         self.layers = ids

@@ -19,7 +19,7 @@ import tarfile
 import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagewriter, reference, registry
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagewriter, reference, registry, registryhttp
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import StreamDiff
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.imageplan import ImageTask
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # pylint: disable=unused-import
@@ -192,7 +192,7 @@ def test_a_corrupted_blob_names_it_and_imports_nothing(basic_registry, scratch):
         handle.seek(100)
         handle.write(bytes([byte[0] ^ 0xFF]))
     fresh = driver_mod.Driver(os.path.join(scratch, "home-b"))
-    with pytest.raises(registry.DigestMismatch) as caught:
+    with pytest.raises(registryhttp.DigestMismatch) as caught:
         run(fresh, name=name, registry_ca_path=basic_registry.ca)
     assert victim in str(caught.value) and name in str(caught.value)
     # The base layer was whole and stays; the layer whose blob was bad was never committed.
@@ -207,10 +207,10 @@ def pushed_chain_base(pushed: dict) -> str:
 def test_missing_tag_and_bad_credentials_name_the_reference(token_registry, scratch):
     drv = driver_mod.Driver(os.path.join(scratch, "home"))
     name = "%s/gdo/nothing:here" % token_registry.host
-    with pytest.raises(registry.NotFound) as missing:
+    with pytest.raises(registryhttp.NotFound) as missing:
         run(drv, name=name, registry_ca_path=token_registry.ca)
     assert name in str(missing.value)
-    with pytest.raises(registry.AuthError) as refused:
+    with pytest.raises(registryhttp.AuthError) as refused:
         run(drv, name=name, registry_ca_path=token_registry.ca, registry_password="wrong")
     assert "gdo/nothing" in str(refused.value)
     assert not os.path.exists(drv.home) or drv.list_layers() == []

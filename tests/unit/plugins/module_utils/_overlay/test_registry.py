@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagewriter, reference, registry
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, imagewriter, platforms, reference, registry, registryhttp
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.difftar import write_tree_tar
 from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.registry_fixtures import (  # pylint: disable=unused-import
     PASSWORD, USER, basic_registry, token_registry)
@@ -108,7 +108,7 @@ def test_without_credentials_the_error_names_the_reference(request, registry_fix
     reg = request.getfixturevalue(registry_fixture)
     ref = reference.parse("%s/test/app:anything" % reg.host)
     with registry.Session(reg.host, ca_path=reg.ca) as client:
-        with pytest.raises(registry.AuthError, match=str(ref).replace(".", r"\.")) as caught:
+        with pytest.raises(registryhttp.AuthError, match=str(ref).replace(".", r"\.")) as caught:
             client.resolve(ref, "linux/amd64")
     assert "registry_username" in str(caught.value) or "401" in str(caught.value), str(caught.value)
 
@@ -116,14 +116,14 @@ def test_without_credentials_the_error_names_the_reference(request, registry_fix
 def test_wrong_password_is_refused(basic_registry):
     ref = reference.parse("%s/test/app:x" % basic_registry.host)
     with session(basic_registry, password="wrong") as client:
-        with pytest.raises(registry.AuthError, match="401"):
+        with pytest.raises(registryhttp.AuthError, match="401"):
             client.resolve(ref, "linux/amd64")
 
 
 def test_missing_tag_is_not_found_naming_the_reference(basic_registry, scratch):
     ref = reference.parse("%s/test/absent:nope" % basic_registry.host)
     with session(basic_registry) as client:
-        with pytest.raises(registry.NotFound, match="nope") as caught:
+        with pytest.raises(registryhttp.NotFound, match="nope") as caught:
             client.resolve(ref, "linux/amd64")
     assert "404" in str(caught.value)
 
@@ -131,13 +131,13 @@ def test_missing_tag_is_not_found_naming_the_reference(basic_registry, scratch):
 def test_untrusted_certificate_says_to_give_the_ca(basic_registry):
     ref = reference.parse("%s/test/app:x" % basic_registry.host)
     with registry.Session(basic_registry.host, USER, PASSWORD) as client:
-        with pytest.raises(registry.RegistryError, match="registry_ca_path"):
+        with pytest.raises(registryhttp.RegistryError, match="registry_ca_path"):
             client.resolve(ref, "linux/amd64")
 
 
 def test_plain_http_to_a_tls_registry_fails_clearly(basic_registry):
     with registry.Session(basic_registry.host, USER, PASSWORD, insecure=True) as client:
-        with pytest.raises(registry.RegistryError):
+        with pytest.raises(registryhttp.RegistryError):
             client.get_manifest("test/app", "x")
 
 
@@ -160,7 +160,7 @@ def test_corrupted_blob_raises_a_digest_mismatch_naming_the_blob(basic_registry,
         handle.write(bytes((byte[0] ^ 0xFF,)))
     with session(basic_registry) as client:
         stream = client.open_blob(ref.repository, descriptor)
-        with pytest.raises(registry.DigestMismatch, match=descriptor["digest"]):
+        with pytest.raises(registryhttp.DigestMismatch, match=descriptor["digest"]):
             read_all(stream)
 
 
@@ -170,7 +170,7 @@ def test_truncated_blob_raises_naming_the_blob_and_the_sizes(basic_registry, scr
     os.truncate(data, descriptor["size"] - 1000)
     with session(basic_registry) as client:
         stream = client.open_blob(ref.repository, descriptor)
-        with pytest.raises(registry.TruncatedBlob, match="%s.*%d of %d bytes" % (
+        with pytest.raises(registryhttp.TruncatedBlob, match="%s.*%d of %d bytes" % (
                 descriptor["digest"], descriptor["size"] - 1000, descriptor["size"])):
             read_all(stream)
 
@@ -179,7 +179,7 @@ def test_stream_stops_a_registry_sending_more_than_the_descriptor(basic_registry
     ref, descriptor = _pushed_blob(basic_registry, scratch, "long")
     with session(basic_registry) as client:
         stream = client.open_blob(ref.repository, dict(descriptor, size=descriptor["size"] - 1))
-        with pytest.raises(registry.TruncatedBlob, match="more than"):
+        with pytest.raises(registryhttp.TruncatedBlob, match="more than"):
             read_all(stream)
 
 
@@ -216,7 +216,7 @@ def test_index_resolves_to_the_platform_asked(basic_registry, scratch):
             found = client.resolve(ref, wanted)
             assert found.manifest.digest == images[arch].manifest_digest, wanted
             assert found.index is not None and found.index.media_type == imagewriter.OCI_INDEX
-        with pytest.raises(registry.NotFound, match="linux/s390x.*offers linux/amd64, linux/arm64/v8"):
+        with pytest.raises(registryhttp.NotFound, match="linux/s390x.*offers linux/amd64, linux/arm64/v8"):
             client.resolve(ref, "linux/s390x")
 
 
@@ -232,13 +232,13 @@ PLATFORM_CASES = [
 
 @pytest.mark.parametrize("text, expected", [case[1:] for case in PLATFORM_CASES], ids=[case[0] for case in PLATFORM_CASES])
 def test_parse_platform_normalises_variants(text, expected):
-    assert registry.parse_platform(text) == expected
+    assert platforms.parse_platform(text) == expected
 
 
 @pytest.mark.parametrize("text", ["linux", "", "linux//v7", "a/b/c/d"])
 def test_parse_platform_refuses_malformed(text):
     with pytest.raises(errors.InvalidArgument, match="platform"):
-        registry.parse_platform(text)
+        platforms.parse_platform(text)
 
 
 CHALLENGE_CASES = [
@@ -252,7 +252,7 @@ CHALLENGE_CASES = [
 
 @pytest.mark.parametrize("header, expected", [case[1:] for case in CHALLENGE_CASES], ids=[case[0] for case in CHALLENGE_CASES])
 def test_parse_challenge(header, expected):
-    assert registry.parse_challenge(header) == expected
+    assert registryhttp.parse_challenge(header) == expected
 
 
 class _Recorder:
