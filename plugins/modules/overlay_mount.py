@@ -162,6 +162,7 @@ def main() -> None:
             holder={"type": "str", "default": "ansible"},
             mount_label={"type": "str"},
             force={"type": "bool", "default": False},
+            persist={"type": "bool", "default": False},
         ),
         supports_check_mode=True,
     )
