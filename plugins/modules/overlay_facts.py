@@ -178,7 +178,9 @@ ansible_facts:
               type: bool
               sample: false
             unit:
-              description: The name of the layer's systemd mount unit when its file exists (M(graphdriver.overlay.overlay_mount) O(graphdriver.overlay.overlay_mount#module:persist=true)), else V(null).
+              description:
+                - The name of the layer's systemd mount unit when its file exists, else V(null).
+                - M(graphdriver.overlay.overlay_mount) writes it with O(graphdriver.overlay.overlay_mount#module:persist=true).
               type: str
               sample: null
             problem:

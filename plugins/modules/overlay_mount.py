@@ -175,7 +175,7 @@ modifications:
     - The operations the run carried out, in order; in check mode the same list, the plan that a real run
       from the same state carries out.
     - Each is a dict with C(op) and C(id) and the operation's own keys, C(op) one of V(add_holder) (C(holder)),
-      V(mount) (C(path)), V(remount) (C(path), C(differences): a list of C(option), C(live) and C(expected)),
+      V(mount) (C(path)), V(remount) (C(path), and C(differences), a list of C(option), C(live) and C(expected)),
       V(install_unit) (C(unit)), V(remove_unit) (C(unit)), V(drop_holders) (C(holders)) or V(unmount) (C(path)).
   returned: always
   type: list
