@@ -232,6 +232,12 @@ layer:
       description: Whether leftovers of an interrupted operation are present.
       type: bool
       sample: false
+    unit:
+      description:
+        - The name of the layer's systemd mount unit when its file exists, else V(null).
+        - M(graphdriver.overlay.overlay_mount) writes it with O(graphdriver.overlay.overlay_mount#module:persist=true).
+      type: str
+      sample: null
     problem:
       description: Why part of the record could not be read (a damaged layer).
       type: str

@@ -17,6 +17,11 @@ description:
     separate runs agree on the refcount, and the kernel's mount table always wins over the stored state
     (a layer held on disk but not mounted, after a reboot say, is mounted again).
   - An image layer needs no mount; its path is its root.
+  - With O(persist=true), the mount is also written as a systemd mount unit for the merged dir, enabled for
+    C(local-fs.target), so the layer is mounted again at boot before any task runs. The last holder out (or
+    O(force=true)) disables and removes the unit before it unmounts.
+  - A live overlay on the merged dir whose C(lowerdir), C(upperdir) or C(workdir) is not the layer's (mounted by hand,
+    say) is replaced by the layer's own mount.
 author:
   - graphdriver.overlay contributors (@graphdriver)
 extends_documentation_fragment:
@@ -28,7 +33,10 @@ attributes:
   diff_mode:
     support: full
     details:
-      - Returns C(mounted) and C(holders) before and after the run.
+      - Returns C(mounted), C(holders), C(unit) (the mount unit's name when its file exists) and C(unit_text)
+        (the unit file's text, or V(null)) before and after the run.
+      - When a drifted mount is remounted, C(overlay) holds the differing options, the live values before and the
+        layer's after.
   platform:
     platforms: linux
 options:
@@ -58,7 +66,19 @@ options:
     type: str
   force:
     description:
-      - With O(state=unmounted), drop every holder and unmount, whoever holds the layer.
+      - With O(state=unmounted), drop every holder and unmount, whoever holds the layer (and remove its mount unit).
+    type: bool
+    default: false
+  persist:
+    description:
+      - With O(state=mounted), also write the mount as a systemd mount unit in C(/etc/systemd/system), named as
+        C(systemd-escape --path --suffix=mount) names the merged dir, with C(What=overlay), C(Type=overlay) and
+        the live mount's options, and enable it for C(local-fs.target).
+      - The unit file is written atomically; C(systemctl daemon-reload) and C(systemctl enable) run only when it
+        changed.
+      - On a host whose init is not systemd this fails with a clear message and mounts nothing. So does a home whose
+        path a unit file or mount(8) cannot carry (a C(,), C(:), C(") or C(\) in it).
+      - V(false) leaves an existing unit alone; the last holder out removes it whatever this option says.
     type: bool
     default: false
 notes:
@@ -86,6 +106,17 @@ EXAMPLES = r"""
   ansible.builtin.command:
     cmd: chroot {{ web_1.path }} /usr/bin/env
   changed_when: false
+
+- name: Mount it for the web service and keep it mounted across reboots
+  graphdriver.overlay.overlay_mount:
+    id: web-1
+    holder: web
+    persist: true
+  register: web_1_persisted
+
+- name: Show the systemd mount unit that mounts it at boot
+  ansible.builtin.debug:
+    msg: "{{ web_1_persisted.unit }} mounts {{ web_1_persisted.path }} at boot"
 
 - name: Let the backup job hold it too, so it stays mounted until both let go
   graphdriver.overlay.overlay_mount:
@@ -127,6 +158,13 @@ refcount:
   returned: always
   type: int
   sample: 2
+unit:
+  description:
+    - The name of the layer's systemd mount unit when its file exists after the run (written by O(persist=true)),
+      else V(null).
+  returned: always
+  type: str
+  sample: var-lib-graphdriver-overlay-web\x2d1-merged.mount
 kind:
   description: V(image) or V(container); V(null) when the layer does not exist.
   returned: always
@@ -137,7 +175,8 @@ modifications:
     - The operations the run carried out, in order; in check mode the same list, the plan that a real run
       from the same state carries out.
     - Each is a dict with C(op) and C(id) and the operation's own keys, C(op) one of V(add_holder) (C(holder)),
-      V(mount) (C(path)), V(drop_holders) (C(holders)) or V(unmount) (C(path)).
+      V(mount) (C(path)), V(remount) (C(path), and C(differences), a list of C(option), C(live) and C(expected)),
+      V(install_unit) (C(unit)), V(remove_unit) (C(unit)), V(drop_holders) (C(holders)) or V(unmount) (C(path)).
   returned: always
   type: list
   elements: dict
@@ -162,6 +201,7 @@ def main() -> None:
             holder={"type": "str", "default": "ansible"},
             mount_label={"type": "str"},
             force={"type": "bool", "default": False},
+            persist={"type": "bool", "default": False},
         ),
         supports_check_mode=True,
     )

@@ -21,7 +21,7 @@ import os
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import idmap as idmap_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import (
-    errors, faults, fsutil, kernel, layertar, layout, probe,
+    errors, faults, fsutil, kernel, layertar, layout, probe, systemd,
 )
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build import Builder, StreamDiff
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.diffs import Diffs
@@ -60,7 +60,8 @@ def selinux_enabled() -> bool:
 class Driver:
     """One driver home. Cheap to build: nothing touches the disk until an operation runs."""
 
-    def __init__(self, home: str, driver_options=(), uid_maps=(), gid_maps=(), warn=None):
+    def __init__(self, home: str, driver_options=(), uid_maps=(), gid_maps=(), warn=None, units: systemd.UnitFiles | None = None,
+                 systemd_run_dir: str = systemd.SYSTEMD_RUN_DIR):
         if not isinstance(home, str) or not home:
             raise errors.InvalidArgument("home must be a non-empty path")
         parse_driver_options(driver_options)
@@ -71,7 +72,10 @@ class Driver:
         self.store = StateStore(self.home)
         self.mounts = Mounts(self.layout, self.store, self.idmap)
         self.recovery = Recovery(self.layout, self.store)
-        self.inventory = Inventory(self.layout, self.store, self.mounts, self.recovery)
+        # The host's unit dir and systemctl unless a test points them elsewhere.
+        self.units = systemd.UnitFiles() if units is None else units
+        self.systemd_run_dir = systemd_run_dir
+        self.inventory = Inventory(self.layout, self.store, self.mounts, self.recovery, self.units)
         self.builder = Builder(self.layout, self.mounts, self.idmap, self.warn)
         self._diffs = Diffs(self.layout, self.idmap, self)
         self.warnings: list[str] = []
@@ -403,6 +407,53 @@ class Driver:
                 return {"changed": False, "path": self.layout.root(layer_id)}
             changed = self.mounts.unmount_locked(layer_id, holder, force)
         return {"changed": changed, "path": self.layout.merged(layer_id)}
+
+    def remount(self, layer_id: str, mount_label: str = "") -> bool:
+        """Replace a live overlay whose lowerdir, upperdir or workdir are not the layer's; whether it did."""
+        mount_label = self.mount_label(mount_label)
+        with self.store.layer_lock(layer_id):
+            self.require_layer(layer_id)
+            return self.mounts.remount_locked(layer_id, mount_label)
+
+    def drift(self, layer_id: str, mounts=None) -> list[dict]:
+        """The differences between the live overlay on the merged dir and the layer's dirs (mountspec.overlay_drift)."""
+        return self.mounts.drift(layer_id, mounts)
+
+    # -- persisted mounts: systemd mount units ---------------------------------------
+
+    def systemd_is_init(self) -> bool:
+        """True when systemd is this host's init, so mount units mean something."""
+        return systemd.systemd_is_init(self.systemd_run_dir)
+
+    def require_systemd(self) -> None:
+        """Refuse ``persist`` on a host whose init is not systemd, before anything is mounted."""
+        systemd.require_systemd(self.systemd_run_dir)
+
+    def unit_name(self, layer_id: str) -> str:
+        """The name of the mount unit for the layer's merged dir."""
+        return systemd.unit_name_for(self.layout.merged(layer_id))
+
+    def mount_unit(self, layer_id: str, mount_label: str) -> tuple[str, str]:
+        """The mount unit's name and text: the overlay exactly as mount_overlay mounts it."""
+        lower, upper, work = self.mounts.overlay_dirs(layer_id)
+        merged = self.layout.merged(layer_id)
+        text = systemd.render_mount_unit("overlay", merged, "overlay", kernel.overlay_mount_data(lower, upper, work, mount_label),
+                                         "graphdriver.overlay layer %s" % layer_id, [lower, upper, work])
+        return systemd.unit_name_for(merged), text
+
+    def install_unit(self, layer_id: str, mount_label: str = "") -> bool:
+        """Write and enable the layer's mount unit (reload and enable only when it changed); whether anything changed."""
+        mount_label = self.mount_label(mount_label)
+        self.require_systemd()
+        with self.store.layer_lock(layer_id):
+            self.require_layer(layer_id)
+            return self.units.install(*self.mount_unit(layer_id, mount_label))
+
+    def remove_unit(self, layer_id: str) -> bool:
+        """Disable and remove the layer's mount unit; whether there was one."""
+        validate_id(layer_id)
+        with self.store.layer_lock(layer_id):
+            return self.units.uninstall(self.unit_name(layer_id))
 
     # Docker's Get/Put: a per-process count backed by one persisted holder per process.
 

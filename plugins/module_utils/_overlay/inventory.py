@@ -14,14 +14,15 @@ import contextlib
 import os
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import changes as changes_mod
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, layout, problems as problems_mod
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, layout, problems as problems_mod, systemd
 
 
 class Inventory:
     """Records, links and facts of the layers of one home."""
 
-    def __init__(self, paths: layout.Layout, store, mounts, recovery) -> None:
+    def __init__(self, paths: layout.Layout, store, mounts, recovery, units=None) -> None:
         self.layout = paths
+        self.units = units
         self.store = store
         self.mounts = mounts
         self.recovery = recovery
@@ -111,6 +112,7 @@ class Inventory:
             "diff_digest": record.get("diff_digest"),
             "applied_size": record.get("applied_size"),
             "children": self._children_in(links, layer_id),
+            "unit": None if image else self._unit(layer_id),
             "incomplete": self.recovery.incomplete(layer_id) or (not image and not os.path.isdir(upper)),
         }
         if problem:
@@ -122,6 +124,16 @@ class Inventory:
                 result["size"] = None
                 result.setdefault("problem", str(exc))
         return result
+
+    def _unit(self, layer_id: str) -> str | None:
+        """The name of the layer's systemd mount unit when its file exists."""
+        if self.units is None:
+            return None
+        with contextlib.suppress(errors.OverlayError):
+            name = systemd.unit_name_for(self.layout.merged(layer_id))
+            if self.units.read(name) is not None:
+                return name
+        return None
 
     def size_without_mounting(self, layer_id: str, parent: str | None) -> int | None:
         """DiffSize for facts, which must not mount or write: None where only a mount could tell.

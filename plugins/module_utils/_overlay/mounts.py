@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, kernel, layout
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, kernel, layout, mountspec
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import idmap as idmap_mod
 
 # Docker's Get/Put keep one persisted holder per process, named after it.
@@ -54,14 +54,32 @@ class Mounts:
         os.chown(os.path.join(work, "work"), uid, gid)
         return merged
 
-    def mount_locked(self, layer_id: str, holder: str, mount_label: str) -> str:
-        """Add ``holder`` and mount the overlay unless the kernel has it; the merged dir."""
+    def lower_root(self, layer_id: str) -> str:
+        """The root of the container layer's lower layer; LayerNotFound naming it when it is gone."""
         lower = self.layout.lower_id(layer_id)
         lower_root = self.layout.root(lower)
         if not os.path.isdir(lower_root):
             raise errors.LayerNotFound(
                 "layer %s cannot be mounted: its lower layer %s does not exist (expected %s); "
                 "recreate %s or remove %s" % (layer_id, lower, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
+        return lower_root
+
+    def overlay_dirs(self, layer_id: str) -> tuple[str, str, str]:
+        """The lowerdir, upperdir and workdir the layer's overlay is mounted with."""
+        layer_dir = self.layout.dir(layer_id)
+        return self.lower_root(layer_id), layout.upper_in(layer_dir), layout.work_in(layer_dir)
+
+    def drift(self, layer_id: str, mounts=None) -> list[dict]:
+        """How the live overlay on the merged dir differs from the layer's dirs; empty when it agrees or is not mounted."""
+        mounts = kernel.read_mountinfo() if mounts is None else mounts
+        found = kernel.mount_at(mounts, self.layout.merged(layer_id))
+        if found is None or found.fstype != "overlay":
+            return []
+        return mountspec.overlay_drift(found, *self.overlay_dirs(layer_id))
+
+    def mount_locked(self, layer_id: str, holder: str, mount_label: str) -> str:
+        """Add ``holder`` and mount the overlay unless the kernel has it; the merged dir."""
+        lower_root = self.lower_root(layer_id)
         holders = self.store.holders(layer_id)
         if holder not in holders:
             # Persist the holder before mounting: a kill in between leaves a holder that
@@ -76,6 +94,15 @@ class Mounts:
                     self.store.set_holders(layer_id, holders)
                 raise
         return self.layout.merged(layer_id)
+
+    def remount_locked(self, layer_id: str, mount_label: str) -> bool:
+        """Replace a live overlay whose dirs are not the layer's by the layer's own; whether it did."""
+        if not self.drift(layer_id):
+            return False
+        lower_root = self.lower_root(layer_id)
+        kernel.recursive_unmount(self.layout.merged(layer_id))
+        self.mount_overlay(lower_root, self.layout.dir(layer_id), mount_label)
+        return True
 
     def unmount_locked(self, layer_id: str, holder: str | None, force: bool) -> bool:
         """Drop ``holder`` (every holder with force); the last one out unmounts. Whether anything changed."""

@@ -104,6 +104,34 @@ class Unmount(Operation):
 
 
 @dataclasses.dataclass(frozen=True)
+class Remount(Operation):
+    """Replace the overlay on ``path``, whose dirs are not the layer's (``differences``), by the layer's own."""
+
+    path: str = ""
+    differences: tuple = ()
+
+    op = "remount"
+
+
+@dataclasses.dataclass(frozen=True)
+class InstallUnit(Operation):
+    """Write and enable the systemd mount ``unit`` that mounts the layer at boot."""
+
+    unit: str = ""
+
+    op = "install_unit"
+
+
+@dataclasses.dataclass(frozen=True)
+class RemoveUnit(Operation):
+    """Disable and remove the systemd mount ``unit``, before the last holder's unmount."""
+
+    unit: str = ""
+
+    op = "remove_unit"
+
+
+@dataclasses.dataclass(frozen=True)
 class FetchLayer(Operation):
     """Create the image layer (a chain id) on ``parent`` from the registry blob ``digest``, streamed and verified."""
 

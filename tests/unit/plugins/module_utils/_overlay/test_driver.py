@@ -556,12 +556,12 @@ def test_layer_record_fields(drv, scratch):
     assert base == {
         "id": "base", "parent": None, "kind": "image", "metadata": {"RootDir": os.path.join(drv.home, "base", "root")},
         "mounted": False, "holders": [], "refcount": 0, "diff_digest": digest, "applied_size": 5,
-        "children": ["ctr"], "incomplete": False,
+        "children": ["ctr"], "incomplete": False, "unit": None,
     }
     ctr = drv.layer_record("ctr", sizes=True)
     assert (ctr["kind"], ctr["parent"], ctr["diff_digest"], ctr["applied_size"]) == ("container", "base", None, None)
     assert ctr["metadata"] == drv.get_metadata("ctr")
-    assert (ctr["children"], ctr["incomplete"], ctr["size"]) == ([], False, 0)
+    assert (ctr["children"], ctr["incomplete"], ctr["size"], ctr["unit"]) == ([], False, 0, None)
 
 
 def test_facts_on_a_missing_home_create_nothing(make_driver, scratch):

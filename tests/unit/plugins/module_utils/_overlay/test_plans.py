@@ -13,15 +13,17 @@ import hashlib
 import io
 import os
 import stat
+import sys
 import tarfile
 
 import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, systemd
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layerplan import LayerTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mountplan import MountTask
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.pruneplan import PruneTask
+from ansible_collections.graphdriver.overlay.tests.unit.plugins.module_utils._overlay.test_systemd import FAKE_SYSTEMCTL
 
 
 def _tar(path: str, files: dict) -> str:
@@ -43,7 +45,16 @@ class World:
 
     def __init__(self, scratch: str) -> None:
         self.scratch = scratch
-        self.driver = driver_mod.Driver(os.path.join(scratch, "overlay"))
+        # A unit dir, a recording systemctl and a /run/systemd/system of the scratch dir: this
+        # host's init is not systemd; the molecule vm scenario runs the real one.
+        self.unit_dir = os.path.join(scratch, "system")
+        self.run_dir = os.path.join(scratch, "run-systemd-system")
+        os.mkdir(self.run_dir)
+        script = os.path.join(scratch, "systemctl.py")
+        with open(script, "w", encoding="utf-8") as handle:
+            handle.write(FAKE_SYSTEMCTL)
+        units = systemd.UnitFiles(self.unit_dir, systemctl=(sys.executable, script, self.unit_dir, os.path.join(scratch, "systemctl.log")))
+        self.driver = driver_mod.Driver(os.path.join(scratch, "overlay"), units=units, systemd_run_dir=self.run_dir)
         self.files = os.path.join(scratch, "files")
         os.mkdir(self.files)
         self.base_tar = _tar(os.path.join(self.files, "base.tar"), {"etc": None, "etc/motd": b"base\n", "bin": None, "bin/sh": b"sh"})
@@ -67,8 +78,36 @@ class World:
         for holder in holders:
             self.driver.mount("c1", holder)
 
+    def c1_persisted(self, *holders) -> None:
+        self.c1_held(*holders)
+        self.driver.install_unit("c1")
+
+    def c1_drifted(self, *holders) -> None:
+        """c1 held by ``holders`` and mounted by hand with another upperdir and workdir."""
+        self.c1_held(*holders)
+        merged = self.driver.layout.merged("c1")
+        kernel.recursive_unmount(merged)
+        other = os.path.join(self.files, "other")
+        for name in ("upper", "work"):
+            os.makedirs(os.path.join(other, name))
+        os.makedirs(merged, exist_ok=True)
+        kernel.mount("overlay", merged, "overlay", 0, kernel.overlay_mount_data(
+            self.driver.layout.root("app"), os.path.join(other, "upper"), os.path.join(other, "work")))
+
     def path(self, name: str) -> str:
         return os.path.join(self.files, name)
+
+
+def _no_systemd(world: World) -> None:
+    world.c1()
+    os.rmdir(world.run_dir)
+
+
+def _stale_unit(world: World) -> None:
+    world.c1_persisted("web")
+    name = world.driver.unit_name("c1")
+    with open(os.path.join(world.unit_dir, name), "a", encoding="utf-8") as handle:
+        handle.write("# edited by hand\n")
 
 
 def snapshot(root: str) -> dict:
@@ -193,6 +232,27 @@ CASES = [
     ("unmount-held-not-mounted", "mount", _held_not_mounted, lambda w: {"id": "c1", "holder": "web", "state": "unmounted"}, ["drop_holders"]),
     ("unmount-not-held", "mount", World.c1, lambda w: {"id": "c1", "state": "unmounted"}, []),
     ("unmount-missing", "mount", World.base, lambda w: {"id": "nope", "state": "unmounted"}, []),
+    ("mount-persist-fresh", "mount", World.c1, lambda w: {"id": "c1", "holder": "web", "persist": True},
+     ["add_holder", "mount", "install_unit"]),
+    ("mount-persist-mounted", "mount", lambda w: w.c1_held("web"), lambda w: {"id": "c1", "holder": "web", "persist": True},
+     ["install_unit"]),
+    ("mount-persist-installed", "mount", lambda w: w.c1_persisted("web"), lambda w: {"id": "c1", "holder": "web", "persist": True}, []),
+    ("mount-persist-second-holder", "mount", lambda w: w.c1_persisted("web"), lambda w: {"id": "c1", "holder": "backup", "persist": True},
+     ["add_holder"]),
+    ("mount-persist-unit-edited", "mount", _stale_unit, lambda w: {"id": "c1", "holder": "web", "persist": True}, ["install_unit"]),
+    ("mount-persist-no-systemd", "mount", _no_systemd, lambda w: {"id": "c1", "holder": "web", "persist": True},
+     "persist: true needs systemd as init"),
+    ("mount-persisted-without-persist", "mount", lambda w: w.c1_persisted("web"), lambda w: {"id": "c1", "holder": "backup"}, ["add_holder"]),
+    ("unmount-persisted-one-of-two", "mount", lambda w: w.c1_persisted("web", "backup"),
+     lambda w: {"id": "c1", "holder": "web", "state": "unmounted"}, ["drop_holders"]),
+    ("unmount-persisted-last", "mount", lambda w: w.c1_persisted("web"), lambda w: {"id": "c1", "holder": "web", "state": "unmounted"},
+     ["drop_holders", "remove_unit", "unmount"]),
+    ("unmount-persisted-force", "mount", lambda w: w.c1_persisted("web", "backup"), lambda w: {"id": "c1", "state": "unmounted", "force": True},
+     ["drop_holders", "remove_unit", "unmount"]),
+    ("mount-drifted", "mount", lambda w: w.c1_drifted("web"), lambda w: {"id": "c1", "holder": "web"}, ["remount"]),
+    ("mount-drifted-new-holder", "mount", lambda w: w.c1_drifted("web"), lambda w: {"id": "c1", "holder": "backup"}, ["add_holder", "remount"]),
+    ("mount-drifted-persist", "mount", lambda w: w.c1_drifted("web"), lambda w: {"id": "c1", "holder": "web", "persist": True},
+     ["remount", "install_unit"]),
 ]
 
 
@@ -278,7 +338,9 @@ def test_check_mode_reports_the_plan_the_real_run_carries_out(world, name, modul
     assert [op["op"] for op in planned["modifications"]] == expected, "%s: planned %r" % (name, planned["modifications"])
     assert planned["modifications"] == done["modifications"], "%s: check %r, real %r" % (name, planned["modifications"], done["modifications"])
     assert planned["changed"] is done["changed"] is bool(expected)
-    for key in ("mounted", "holders", "refcount", "kind", "path", "removed", "reclaimed_bytes", "reclaimed_inodes", "kept"):
+    if module == "mount":
+        assert planned["diff"] == done["diff"], "%s: diff planned %r, real %r" % (name, planned["diff"], done["diff"])
+    for key in ("mounted", "holders", "refcount", "kind", "path", "unit", "removed", "reclaimed_bytes", "reclaimed_inodes", "kept"):
         if key in planned:
             assert planned[key] == done[key], "%s: %s planned %r, real %r" % (name, key, planned[key], done[key])
     if "layer" in planned and module == "layer" and args.get("state", "present") == "present":
@@ -290,7 +352,8 @@ def test_check_mode_reports_the_plan_the_real_run_carries_out(world, name, modul
 
 def test_the_table_covers_every_operation():
     ops = {op for case in CASES if not isinstance(case[4], str) for op in case[4]}
-    assert ops == {"create", "remove", "clear_leftovers", "export", "add_holder", "mount", "drop_holders", "unmount", "clear_stale", "prune"}, ops
+    assert ops == {"create", "remove", "clear_leftovers", "export", "add_holder", "mount", "drop_holders", "unmount",
+                   "remount", "install_unit", "remove_unit", "clear_stale", "prune"}, ops
 
 
 def test_recursive_removal_goes_deepest_first_and_returns_the_ids(world):
