@@ -127,7 +127,7 @@ class Inventory:
         if self.layout.is_image(layer_id):
             root = self.layout.root(layer_id)
             old = self.layout.root(parent) if parent else None
-            if old is not None and not os.path.isdir(old):
+            if old is not None and not layout.is_real_dir(old):
                 return None
             return changes_mod.changes_size(root, changes_mod.changes_dirs(root, old))
         lower = self.layout.lower_id(layer_id)

@@ -35,6 +35,7 @@ def load_mount(driver, layer_id: str) -> MountState:
     """The layer's kind, its path (merged dir or root), its holders and whether the kernel has it mounted."""
     if not driver.exists(layer_id):
         return MountState(layer_id, None, driver.layout.merged(layer_id), (), False)
+    driver.require_layer(layer_id)
     if driver.is_image(layer_id):
         return MountState(layer_id, layout.IMAGE, driver.layout.root(layer_id), (), False)
     return MountState(layer_id, layout.CONTAINER, driver.layout.merged(layer_id), tuple(driver.store.holders(layer_id)),

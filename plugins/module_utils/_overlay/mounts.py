@@ -58,9 +58,10 @@ class Mounts:
         """Add ``holder`` and mount the overlay unless the kernel has it; the merged dir."""
         lower = self.layout.lower_id(layer_id)
         lower_root = self.layout.root(lower)
-        if not os.path.isdir(lower_root):
+        if self.layout.kind(lower) != layout.IMAGE:
+            # A symlinked or foreign lower would mount a tree outside home as this layer's view.
             raise errors.LayerNotFound(
-                "layer %s cannot be mounted: its lower layer %s does not exist (expected %s); "
+                "layer %s cannot be mounted: its lower layer %s is not an image layer (expected a real directory %s); "
                 "recreate %s or remove %s" % (layer_id, lower, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
         holders = self.store.holders(layer_id)
         if holder not in holders:
