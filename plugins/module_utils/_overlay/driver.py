@@ -131,10 +131,18 @@ class Driver:
         self.require(layer_id)
         return self.inventory.layer_record(layer_id, sizes=sizes, mounts=mounts, links=links)
 
-    def facts(self, sizes: bool = False) -> dict:
-        """Everything overlay_facts reports; creates and rewrites nothing under home."""
-        report = self.support(test_mount=True)
-        return self.inventory.facts(report, self.status(report), sizes)
+    def facts(self, sizes: bool = False, test_mount: bool = True, load_module: bool = True) -> dict:
+        """Everything overlay_facts reports; creates and rewrites nothing under home.
+
+        ``load_module=False`` (check mode) runs no modprobe. Foreign entries get one warning.
+        """
+        report = probe.check_support(self.home, modprobe_first=load_module, test_mount=test_mount)
+        found = self.inventory.facts(report, self.status(report), sizes)
+        if found["foreign"]:
+            message = layout.foreign_warning(self.home, found["foreign"])
+            found["warnings"].append(message)
+            self.warn(message)
+        return found
 
     def require(self, layer_id: str) -> str:
         """The layer's dir; LayerNotFound when nothing is there."""

@@ -161,6 +161,12 @@ def docker_data_root_hint(home: str) -> str:
     return "; %s looks like a Docker data-root: home should be %s" % (home, os.path.join(home, "overlay"))
 
 
+def foreign_warning(home: str, names: list[str]) -> str:
+    """The one warning about the foreign entries of a home."""
+    return "%s holds %d entries that are not layers (%s): the driver lists them in foreign and never touches them%s" % (
+        home, len(names), ", ".join(names), docker_data_root_hint(home))
+
+
 def _names_in(layer_dir: str) -> list[str]:
     try:
         return os.listdir(layer_dir)
@@ -231,7 +237,7 @@ class Layout:
     def _names(self) -> list[str]:
         try:
             return sorted(name for name in os.listdir(self.home) if not name.startswith("."))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def list_layers(self) -> list[str]:
