@@ -154,9 +154,7 @@ class Driver:
         linked = layout.symlinked_parts(path)
         if linked:
             # Removal stays possible (it unlinks, never follows); everything else would reach out of home.
-            raise errors.CorruptState(
-                "layer %s holds symlinks where the driver keeps its own entries (%s): the driver follows no symlink under home"
-                % (layer_id, ", ".join(linked)), path=linked[0], layer_id=layer_id, fix=errors.FIX_RECREATE)
+            raise errors.CorruptState(layout.symlinks_message(layer_id, linked), path=linked[0], layer_id=layer_id, fix=errors.FIX_RECREATE)
         return path
 
     def require_parent(self, parent: str | None) -> None:

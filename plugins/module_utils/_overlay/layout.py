@@ -142,6 +142,12 @@ def symlinked_parts(layer_dir: str) -> list[str]:
             if _mode(path) == stat.S_IFLNK]
 
 
+def symlinks_message(layer_id: str, linked: list[str]) -> str:
+    """Why a layer whose own entries are symlinks is only ever removed."""
+    return "layer %s holds symlinks where the driver keeps its own entries (%s): the driver follows no symlink under home" % (
+        layer_id, ", ".join(linked))
+
+
 def not_a_layer_message(home: str, path: str) -> str:
     """Why ``path`` is left alone, what a layer looks like, and the Docker data-root hint when it applies."""
     return "%s is not a layer (a layer is a real directory holding root/, upper/ or a lower-id file): the driver leaves it alone%s" % (
