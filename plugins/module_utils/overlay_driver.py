@@ -40,6 +40,8 @@ _ID_MAP_OPTIONS = {
 MODULE_FIXES = {
     errors.FIX_RECREATE: "remove it with overlay_layer state=absent force=true and recreate it",
     errors.FIX_REPLACE: "set force: true to remove and recreate it",
+    errors.FIX_RELEASE: "unmount it first (overlay_mount state=unmounted for each holder) or set force: true",
+    errors.FIX_DEPENDENTS: "remove the dependent layers first or set force: true",
 }
 
 

@@ -62,7 +62,8 @@ class Driver:
 
     def __init__(self, home: str, driver_options=(), uid_maps=(), gid_maps=(), warn=None):
         if not isinstance(home, str) or not home:
-            raise errors.InvalidArgument("home must be a non-empty path")
+            raise errors.InvalidArgument("home must be a non-empty path, got %r: set it to the driver's directory, "
+                                         "Docker's <data-root>/overlay" % (home,))
         parse_driver_options(driver_options)
         self.home = os.path.abspath(home)
         self.idmap = idmap_mod.IdentityMapping(
@@ -178,10 +179,12 @@ class Driver:
         """Refuse to remove a layer that has holders or dependent layers (Remove without force)."""
         holders = self.store.holders(layer_id)
         if holders:
-            raise errors.LayerBusy("layer %s is mounted (holders: %s)" % (layer_id, ", ".join(holders)), layer_id=layer_id)
+            raise errors.LayerBusy("layer %s is mounted (holders: %s)" % (layer_id, ", ".join(holders)), layer_id=layer_id,
+                                   fix=errors.FIX_RELEASE)
         children = self.children(layer_id)
         if children:
-            raise errors.LayerBusy("layer %s has dependent layers: %s" % (layer_id, ", ".join(children)), layer_id=layer_id)
+            raise errors.LayerBusy("layer %s has dependent layers: %s" % (layer_id, ", ".join(children)), layer_id=layer_id,
+                                   fix=errors.FIX_DEPENDENTS)
 
     def require_layer(self, layer_id: str) -> str:
         """The kind of what is at the id's path; NotALayer when it is something else (a volume, a file)."""

@@ -208,7 +208,12 @@ MESSAGES = [
     ("layer differs", _differs, errors.LayerConflict,
      r"^layer base exists but differs: its diff digest is sha256:[0-9a-f]{64}, but " + F + r"/other\.tar is sha256:[0-9a-f]{64}; "
      r"set force: true to remove and recreate it$"),
-    ("layer busy", _busy, errors.LayerBusy, r"^layer c1 is mounted \(holders: web\)"),
+    ("layer busy", _busy, errors.LayerBusy,
+     r"^layer c1 is mounted \(holders: web\); unmount it first \(overlay_mount state=unmounted for each holder\) or set force: true$"),
+    ("layer has children", lambda p: (p.base(), p.driver.create("c1", "base"), p.layer(id="base", state="absent")), errors.LayerBusy,
+     r"^layer base has dependent layers: c1; remove the dependent layers first or set force: true$"),
+    ("empty home", lambda p: driver_mod.Driver(""), errors.InvalidArgument,
+     r"^home must be a non-empty path, got '': set it to the driver's directory, Docker's <data-root>/overlay$"),
     ("corrupt holders", _corrupt_holders, errors.CorruptState,
      r"^holders file " + H + r"/\.graphdriver/holders/c1\.json: \"holders\" is not a list of non-empty strings"),
     ("image archive missing", _image_info_missing, errors.ArchiveError,
