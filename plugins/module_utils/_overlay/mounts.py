@@ -60,9 +60,10 @@ class Mounts:
         lower_root = self.layout.root(lower)
         if self.layout.kind(lower) != layout.IMAGE:
             # A symlinked or foreign lower would mount a tree outside home as this layer's view.
+            found = "is not an image layer" if os.path.lexists(self.layout.dir(lower)) else "does not exist"
             raise errors.LayerNotFound(
-                "layer %s cannot be mounted: its lower layer %s is not an image layer (expected a real directory %s); "
-                "recreate %s or remove %s" % (layer_id, lower, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
+                "layer %s cannot be mounted: its lower layer %s %s (expected a real directory %s); "
+                "recreate %s or remove %s" % (layer_id, lower, found, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
         holders = self.store.holders(layer_id)
         if holder not in holders:
             # Persist the holder before mounting: a kill in between leaves a holder that
