@@ -45,7 +45,7 @@ options:
     type: bool
     default: true
 notes:
-  - Must run as root (use C(become: true)); without root it fails and reads nothing.
+  - "Must run as root (use C(become: true)); without root it fails and reads nothing."
   - In check mode no kernel module is loaded and no probe mount is made; a home whose support depends on
     loading the C(overlay) module says so in RV(ansible_facts.overlay.reason).
   - Entries under O(home) that are not layers (a Docker volume, a file, a symlink) are listed in

@@ -127,49 +127,43 @@ def open_diff(path: str, name_file: bool = True):
     only offsets and entries), unless the caller names it itself (``name_file=False``).
     """
     try:
-        with _open_stream(path) as stream:
-            yield stream
+        try:
+            raw = open(path, "rb", buffering=0)  # pylint: disable=consider-using-with
+        except OSError as exc:
+            raise errors.ArchiveError("cannot open the diff %s: %s" % (path, exc.strerror), path=path) from exc
+        with raw:
+            try:
+                if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+                    raise errors.ArchiveError("cannot read the diff %s: not a regular file" % path, path=path)
+                head = os.pread(raw.fileno(), tarheader.BLOCK, 0)
+            except OSError as exc:
+                raise errors.ArchiveError("cannot read the diff %s: %s" % (path, exc.strerror), path=path) from exc
+            kind = detect_compression(head)
+            if kind == "none":
+                _require_tar_start(head, path)
+                yield raw
+            elif kind == "gzip":
+                with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
+                    yield stream
+            elif kind == "bzip2":
+                with bz2.BZ2File(raw) as stream:
+                    yield stream
+            elif kind == "xz":
+                with lzma.LZMAFile(raw) as stream:
+                    yield stream
+            else:
+                try:
+                    from compression import zstd  # pylint: disable=import-outside-toplevel
+                except ImportError:
+                    with _zstd_tool(raw, path) as stream:
+                        yield stream
+                else:
+                    with zstd.ZstdFile(raw) as stream:
+                        yield stream
     except errors.ArchiveError as exc:
         if not name_file or path in exc.message:
             raise
         raise type(exc)("the diff %s: %s" % (path, exc.message), path=exc.path or path, layer_id=exc.layer_id, fix=exc.fix) from exc
-
-
-@contextlib.contextmanager
-def _open_stream(path: str):
-    try:
-        raw = open(path, "rb", buffering=0)  # pylint: disable=consider-using-with
-    except OSError as exc:
-        raise errors.ArchiveError("cannot open the diff %s: %s" % (path, exc.strerror), path=path) from exc
-    with raw:
-        try:
-            if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
-                raise errors.ArchiveError("cannot read the diff %s: not a regular file" % path, path=path)
-            head = os.pread(raw.fileno(), tarheader.BLOCK, 0)
-        except OSError as exc:
-            raise errors.ArchiveError("cannot read the diff %s: %s" % (path, exc.strerror), path=path) from exc
-        kind = detect_compression(head)
-        if kind == "none":
-            _require_tar_start(head, path)
-            yield raw
-        elif kind == "gzip":
-            with gzip.GzipFile(fileobj=raw, mode="rb") as stream:
-                yield stream
-        elif kind == "bzip2":
-            with bz2.BZ2File(raw) as stream:
-                yield stream
-        elif kind == "xz":
-            with lzma.LZMAFile(raw) as stream:
-                yield stream
-        else:
-            try:
-                from compression import zstd  # pylint: disable=import-outside-toplevel
-            except ImportError:
-                with _zstd_tool(raw, path) as stream:
-                    yield stream
-            else:
-                with zstd.ZstdFile(raw) as stream:
-                    yield stream
 
 
 def digest_stream(stream) -> tuple[str, int]:

@@ -25,7 +25,6 @@ WHITEOUT_OPAQUE = ".wh..wh..opq"
 WHITEOUT_LINK_DIR = ".wh..wh.plnk"
 
 
-
 def is_whiteout(basename: str) -> bool:
     """True for ``.wh.<name>`` and the opaque marker: entries that delete, not create."""
     return basename.startswith(WHITEOUT_PREFIX)

@@ -204,7 +204,8 @@ MESSAGES = [
     ("diff is missing", lambda p: p.layer(id="x", diff=os.path.join(p.files, "nope.tar")), errors.ArchiveError,
      "^cannot open the diff " + F + r"/nope\.tar: No such file or directory$"),
     ("diff is a dir", lambda p: p.layer(id="x", diff=p.files), errors.ArchiveError, "^cannot open the diff " + F + ": Is a directory$"),
-    ("diff is truncated", _truncated_gzip, errors.ArchiveError, "^the diff " + F + r"/cut\.tar\.gz: cannot read the archive .*: Compressed file ended before the end-of-stream marker"),
+    ("diff is truncated", _truncated_gzip, errors.ArchiveError,
+     "^the diff " + F + r"/cut\.tar\.gz: cannot read the archive .*: Compressed file ended before the end-of-stream marker"),
     ("layer differs", _differs, errors.LayerConflict,
      r"^layer base exists but differs: its diff digest is sha256:[0-9a-f]{64}, but " + F + r"/other\.tar is sha256:[0-9a-f]{64}; "
      r"set force: true to remove and recreate it$"),
@@ -233,5 +234,5 @@ def test_every_message_names_the_thing_the_value_and_the_fix(scratch, name, run,
         place.driver.cleanup()
     message = overlay_driver.describe(caught.value)
     expected = pattern.replace(re.escape("{home}"), re.escape(place.home)).replace(re.escape("{files}"), re.escape(place.files))
-    assert type(caught.value) is error, "%s: expected %s, got %s: %s" % (name, error.__name__, type(caught.value).__name__, message)
+    assert type(caught.value).__name__ == error.__name__, "%s: expected %s, got %s: %s" % (name, error.__name__, type(caught.value).__name__, message)
     assert re.search(expected, message), "%s: %r does not match %r" % (name, message, expected)
