@@ -14,6 +14,7 @@ errors become ``fail_json``: the failure result carries the error's fields (``pa
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 import traceback
 
@@ -41,6 +42,8 @@ _ID_MAP_OPTIONS = {
 MODULE_FIXES = {
     errors.FIX_RECREATE: "remove it with overlay_layer state=absent force=true and recreate it",
     errors.FIX_REPLACE: "set force: true to remove and recreate it",
+    errors.FIX_RELEASE: "unmount it first (overlay_mount state=unmounted for each holder) or set force: true",
+    errors.FIX_DEPENDENTS: "remove the dependent layers first or set force: true",
 }
 
 
@@ -83,8 +86,18 @@ def prune_task(module):
 
 
 def facts_task(module):
-    """overlay_facts' work for ``run_module``: read-only, even in a missing or empty home."""
-    return lambda driver: {"changed": False, "ansible_facts": {"overlay": driver.facts(sizes=bool(module.params.get("sizes")))}}
+    """overlay_facts' work for ``run_module``: read-only, even in a missing or empty home.
+
+    Check mode loads no kernel module and makes no probe mount: users run facts in check
+    mode expecting the host to stay exactly as it was.
+    """
+    def work(driver):
+        params = module.params
+        found = driver.facts(sizes=bool(params.get("sizes")), test_mount=params.get("test_mount", True) and not module.check_mode,
+                             load_module=not module.check_mode)
+        # The action plugin merges overlay_homes with the homes gathered earlier in the play.
+        return {"changed": False, "ansible_facts": {"overlay": found, "overlay_homes": {found["home"]: found}}}
+    return work
 
 
 def image_info(path: str, image: str | None) -> dict:
@@ -96,6 +109,14 @@ def image_info(path: str, image: str | None) -> dict:
 def image_info_task(module):
     """overlay_image_info's work for ``run_module(..., needs_driver=False)``."""
     return lambda _driver: image_info(module.params["path"], module.params["image"])
+
+
+def require_root(module) -> None:
+    """Refuse to run without root, before anything is read or created: the driver needs mount(2) and root-owned homes."""
+    uid = os.geteuid()
+    if uid != 0:
+        raise errors.NotSupported("%s must be run as root (it runs as uid %d): use become: true on the task or the play" % (
+            getattr(module, "_name", "this module"), uid))
 
 
 def describe(exc: errors.OverlayError) -> str:
@@ -114,6 +135,7 @@ def run_module(module, work, needs_driver: bool = True) -> None:
     started = time.monotonic()
     failure = None
     try:
+        require_root(module)
         driver = driver_from_module(module) if needs_driver else None
         result = work(driver)
     except errors.OverlayError as exc:

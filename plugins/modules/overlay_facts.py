@@ -37,6 +37,19 @@ options:
       - Also compute each layer's size (Docker's DiffSize against its parent), which walks the layer trees.
     type: bool
     default: false
+  test_mount:
+    description:
+      - Try a throwaway overlay mount, as Docker's Init does, to prove the kernel can mount overlay here.
+      - V(false) skips it; RV(ansible_facts.overlay.test_mount) is then V(null).
+      - Check mode never makes the probe mount and never runs C(modprobe), whatever this option says.
+    type: bool
+    default: true
+notes:
+  - "Must run as root (use C(become: true)); without root it fails and reads nothing."
+  - In check mode no kernel module is loaded and no probe mount is made; a home whose support depends on
+    loading the C(overlay) module says so in RV(ansible_facts.overlay.reason).
+  - Entries under O(home) that are not layers (a Docker volume, a file, a symlink) are listed in
+    RV(ansible_facts.overlay.foreign) with one warning, and are never touched by any module of this collection.
 seealso:
   - module: graphdriver.overlay.overlay_layer
   - module: graphdriver.overlay.overlay_mount
@@ -98,7 +111,9 @@ ansible_facts:
           type: str
           sample: extfs
         supports_d_type:
-          description: Whether that filesystem returns d_type in directory listings; V(null) when not probed.
+          description:
+            - Whether that filesystem returns d_type in directory listings, measured even where the filesystem is refused.
+            - V(false) also when it could not be measured; RV(ansible_facts.overlay.reason) then says why.
           type: bool
           sample: true
         test_mount:
@@ -241,6 +256,19 @@ ansible_facts:
                 - The module call that repairs it, such as M(graphdriver.overlay.overlay_prune) with
                   O(graphdriver.overlay.overlay_prune#module:leftovers=true).
               type: str
+        foreign:
+          description:
+            - The names directly under O(home), without a leading dot, that are not layers, sorted.
+            - A layer is a real directory holding C(root/), C(upper/) or a file C(lower-id); anything else is foreign
+              and never removed, mounted, exported or listed in RV(ansible_facts.overlay.layers).
+          type: list
+          elements: str
+          sample: [containers, image, volumes]
+    overlay_homes:
+      description: Every home gathered in the play so far, by its absolute path, each with the facts above.
+      returned: always
+      type: dict
+      sample: {"/var/lib/graphdriver/overlay": {"supported": true}}
 """
 
 from ansible.module_utils.basic import AnsibleModule
@@ -250,7 +278,7 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils.overlay_driver
 
 def main() -> None:
     module = AnsibleModule(
-        argument_spec=argument_spec(sizes={"type": "bool", "default": False}),
+        argument_spec=argument_spec(sizes={"type": "bool", "default": False}, test_mount={"type": "bool", "default": True}),
         supports_check_mode=True,
     )
     run_module(module, facts_task(module))

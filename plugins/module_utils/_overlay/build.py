@@ -67,14 +67,14 @@ class Builder:
                 result.update(self.apply_file(root, diff))
             return result
         parent_root = self.layout.root(parent)
-        if os.path.isdir(parent_root) and diff is not None:
+        if self.layout.is_image(parent) and diff is not None:
             # Create + ApplyDiff's fast path in one go: the finished layer holds only root/.
             root = os.path.join(staging, layout.TMPROOT_PREFIX)
             treecopy.dir_copy(parent_root, root, treecopy.HARDLINK, copy_opaque_xattrs=True)
             result.update(self.apply_file(root, diff))
             os.rename(root, layout.root_in(staging))
             return result
-        if os.path.isdir(parent_root):
+        if self.layout.is_image(parent):
             lower = parent
             mode = os.lstat(parent_root).st_mode & 0o7777
             idmap_mod.mkdir_and_chown(layout.upper_in(staging), mode, uid, gid)

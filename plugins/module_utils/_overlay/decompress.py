@@ -27,7 +27,7 @@ import subprocess
 import tempfile
 import threading
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, tarheader
 
 _MAGICS = (
     (b"\x1f\x8b", "gzip"),
@@ -38,6 +38,43 @@ _MAGICS = (
 _ZSTD_HELP = ("zstd input needs the zstd tool on the host (or Python 3.14+): install it first, "
               "e.g. 'apt-get install zstd', 'dnf install zstd' or 'apk add zstd'")
 _CHUNK = 4 << 20
+# Formats a diff is sometimes mistaken for, to say what the file is when it is not a tar.
+_OTHER_FORMATS = (
+    (b"\x04\x22\x4d\x18", "lz4-compressed data (not supported: recompress it with gzip, xz or zstd)"),
+    (b"\x1f\x9d", "compress (.Z) data (not supported: recompress it with gzip, xz or zstd)"),
+    (b"LZIP", "lzip-compressed data (not supported: recompress it with gzip, xz or zstd)"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-zip archive"),
+    (b"PK\x03\x04", "a zip archive"),
+    (b"\x89PNG", "a PNG image"),
+    (b"{", "JSON (an image manifest or config? give the layer's tar instead)"),
+)
+
+
+def describe_non_tar(head: bytes) -> str:
+    """What a file's first bytes look like, for the ``is not a tar archive`` message."""
+    if not head:
+        return "it is empty"
+    for magic, name in _OTHER_FORMATS:
+        if head.startswith(magic):
+            return "it looks like %s" % name
+    try:
+        text = head[:64].decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and all(char.isprintable() or char in "\t\r\n" for char in text):
+        return "it looks like text, starting %r" % text.split("\n", 1)[0][:40]
+    return "its first bytes are %s, an unknown format or compression (gzip, bzip2, xz and zstd are read)" % head[:8].hex()
+
+
+def _require_tar_start(head: bytes, path: str) -> None:
+    """Refuse an uncompressed file whose first block is no tar header (nor the zero block of an empty tar)."""
+    block = head[:tarheader.BLOCK]
+    if len(block) == tarheader.BLOCK and (block == tarheader.ZERO_BLOCK or tarheader.checksum_ok(block)):
+        return
+    looks = describe_non_tar(head)
+    if len(block) == tarheader.BLOCK or not block or looks.startswith("it looks like"):
+        raise errors.ArchiveError("%s is not a tar archive: %s" % (path, looks), path=path)
+    # A short binary start may be a tar cut inside its first header: the reader says so.
 
 
 def detect_compression(head: bytes) -> str:
@@ -81,7 +118,7 @@ class _Feeder:
 def _zstd_tool(raw, path: str, piped: bool):
     tool = shutil.which("zstd")
     if tool is None:
-        raise errors.ArchiveError("cannot read the diff %s: %s" % (path, _ZSTD_HELP))
+        raise errors.ArchiveError("cannot read the diff %s: %s" % (path, _ZSTD_HELP), path=path)
     with tempfile.TemporaryFile() as stderr:
         proc = subprocess.Popen([tool, "-d", "-c", "-q"], stdin=subprocess.PIPE if piped else raw, stdout=subprocess.PIPE,
                                 stderr=stderr)
@@ -124,21 +161,33 @@ def _tail(handle) -> str:
 
 
 @contextlib.contextmanager
-def open_diff(path: str):
-    """Open a diff file and yield a binary stream of its uncompressed tar, whatever its compression."""
+def open_diff(path: str, name_file: bool = True):
+    """Open a diff file and yield a binary stream of its uncompressed tar, whatever its compression.
+
+    Every archive error raised while the stream is read names the file (the reader knows
+    only offsets and entries), unless the caller names it itself (``name_file=False``).
+    """
     try:
-        raw = open(path, "rb", buffering=0)  # pylint: disable=consider-using-with
-    except OSError as exc:
-        raise errors.ArchiveError("cannot open the diff %s: %s" % (path, exc.strerror)) from exc
-    with raw:
         try:
-            if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
-                raise errors.ArchiveError("cannot read the diff %s: not a regular file" % path)
-            head = os.pread(raw.fileno(), 8, 0)
+            raw = open(path, "rb", buffering=0)  # pylint: disable=consider-using-with
         except OSError as exc:
-            raise errors.ArchiveError("cannot read the diff %s: %s" % (path, exc.strerror)) from exc
-        with contextlib.ExitStack() as stack:
-            yield stack.enter_context(_decompressed(raw, detect_compression(head), path))
+            raise errors.ArchiveError("cannot open the diff %s: %s" % (path, exc.strerror), path=path) from exc
+        with raw:
+            try:
+                if not stat.S_ISREG(os.fstat(raw.fileno()).st_mode):
+                    raise errors.ArchiveError("cannot read the diff %s: not a regular file" % path, path=path)
+                head = os.pread(raw.fileno(), tarheader.BLOCK, 0)
+            except OSError as exc:
+                raise errors.ArchiveError("cannot read the diff %s: %s" % (path, exc.strerror), path=path) from exc
+            kind = detect_compression(head)
+            if kind == "none":
+                _require_tar_start(head, path)
+            with _decompressed(raw, kind, path) as stream:
+                yield stream
+    except errors.ArchiveError as exc:
+        if not name_file or path in exc.message:
+            raise
+        raise type(exc)("the diff %s: %s" % (path, exc.message), path=exc.path or path, layer_id=exc.layer_id, fix=exc.fix) from exc
 
 
 @contextlib.contextmanager

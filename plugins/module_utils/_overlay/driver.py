@@ -63,7 +63,8 @@ class Driver:
     def __init__(self, home: str, driver_options=(), uid_maps=(), gid_maps=(), warn=None, units: systemd.UnitFiles | None = None,
                  systemd_run_dir: str = systemd.SYSTEMD_RUN_DIR):
         if not isinstance(home, str) or not home:
-            raise errors.InvalidArgument("home must be a non-empty path")
+            raise errors.InvalidArgument("home must be a non-empty path, got %r: set it to the driver's directory, "
+                                         "Docker's <data-root>/overlay" % (home,))
         parse_driver_options(driver_options)
         self.home = os.path.abspath(home)
         self.idmap = idmap_mod.IdentityMapping(
@@ -135,10 +136,18 @@ class Driver:
         self.require(layer_id)
         return self.inventory.layer_record(layer_id, sizes=sizes, mounts=mounts, links=links)
 
-    def facts(self, sizes: bool = False) -> dict:
-        """Everything overlay_facts reports; creates and rewrites nothing under home."""
-        report = self.support(test_mount=True)
-        return self.inventory.facts(report, self.status(report), sizes)
+    def facts(self, sizes: bool = False, test_mount: bool = True, load_module: bool = True) -> dict:
+        """Everything overlay_facts reports; creates and rewrites nothing under home.
+
+        ``load_module=False`` (check mode) runs no modprobe. Foreign entries get one warning.
+        """
+        report = probe.check_support(self.home, modprobe_first=load_module, test_mount=test_mount)
+        found = self.inventory.facts(report, self.status(report), sizes)
+        if found["foreign"]:
+            message = layout.foreign_warning(self.home, found["foreign"])
+            found["warnings"].append(message)
+            self.warn(message)
+        return found
 
     def require(self, layer_id: str) -> str:
         """The layer's dir; LayerNotFound when nothing is there."""
@@ -146,7 +155,20 @@ class Driver:
         path = self.dir(layer_id)
         if not os.path.lexists(path):
             raise errors.LayerNotFound("layer %s does not exist (looked for %s)" % (layer_id, path), path=path, layer_id=layer_id)
+        self.require_layer(layer_id)
+        linked = layout.symlinked_parts(path)
+        if linked:
+            # Removal stays possible (it unlinks, never follows); everything else would reach out of home.
+            raise errors.CorruptState(layout.symlinks_message(layer_id, linked), path=linked[0], layer_id=layer_id, fix=errors.FIX_RECREATE)
         return path
+
+    def require_parent(self, parent: str | None) -> None:
+        """LayerNotFound when the parent is missing; NotALayer or CorruptState when it is not a sound layer."""
+        if parent is None:
+            return
+        if not os.path.lexists(self.dir(parent)):
+            raise errors.LayerNotFound("parent layer %s does not exist" % parent, path=self.dir(parent), layer_id=parent)
+        self.require(parent)
 
     # -- rules the plans check before anything runs, and the operations again under the lock
 
@@ -161,18 +183,19 @@ class Driver:
         """Refuse to remove a layer that has holders or dependent layers (Remove without force)."""
         holders = self.store.holders(layer_id)
         if holders:
-            raise errors.LayerBusy("layer %s is mounted (holders: %s)" % (layer_id, ", ".join(holders)), layer_id=layer_id)
+            raise errors.LayerBusy("layer %s is mounted (holders: %s)" % (layer_id, ", ".join(holders)), layer_id=layer_id,
+                                   fix=errors.FIX_RELEASE)
         children = self.children(layer_id)
         if children:
-            raise errors.LayerBusy("layer %s has dependent layers: %s" % (layer_id, ", ".join(children)), layer_id=layer_id)
+            raise errors.LayerBusy("layer %s has dependent layers: %s" % (layer_id, ", ".join(children)), layer_id=layer_id,
+                                   fix=errors.FIX_DEPENDENTS)
 
     def require_layer(self, layer_id: str) -> str:
         """The kind of what is at the id's path; NotALayer when it is something else (a volume, a file)."""
         found = self.layout.kind(layer_id)
         if found is None:
             path = self.dir(layer_id)
-            raise errors.NotALayer("%s is not a layer (no root/, upper/ or lower-id): the driver leaves it alone" % path,
-                                   path=path, layer_id=layer_id)
+            raise errors.NotALayer(layout.not_a_layer_message(self.home, path), path=path, layer_id=layer_id)
         return found
 
     def export_target(self, layer_id: str, dest: str) -> str:
@@ -238,27 +261,23 @@ class Driver:
         if parent is not None:
             validate_id(parent, "parent layer id")
         check_storage_opt(storage_opt)
-        self._require_parent(parent)
+        self.require_parent(parent)
         self.init()
         with self.store.layer_lock(layer_id):
             cleared = self.recovery.clear(layer_id)
             if os.path.lexists(self.dir(layer_id)):
                 raise errors.LayerConflict("layer %s already exists" % layer_id, path=self.dir(layer_id), layer_id=layer_id)
-            self._require_parent(parent)
+            self.require_parent(parent)
             # The parent's lock keeps it from being removed while the child is built on it.
             # Creates cannot wait on each other in a cycle: each checked, under its own lock,
             # that its id is free and its parent exists before waiting for the parent's lock.
             with self.store.layer_lock(parent) if parent is not None else contextlib.nullcontext():
-                self._require_parent(parent)
+                self.require_parent(parent)
                 result = self._create_locked(layer_id, parent, diff_path if diff_stream is None else diff_stream)
         # Only what this call found and cleared under the lock: another process's staging
         # dir seen from outside the lock is work in progress, not a leftover.
         result["cleared"] = cleared
         return result
-
-    def _require_parent(self, parent: str | None) -> None:
-        if parent is not None and not os.path.lexists(self.dir(parent)):
-            raise errors.LayerNotFound("parent layer %s does not exist" % parent, path=self.dir(parent), layer_id=parent)
 
     def _create_locked(self, layer_id: str, parent: str | None, diff) -> dict:
         staging = self.store.new_staging(layer_id)
@@ -294,7 +313,7 @@ class Driver:
             # Another process may have removed it while this one waited for the lock.
             self.require(layer_id)
             parent_root = self.layout.root(parent) if parent else None
-            if parent_root and os.path.isdir(parent_root):
+            if parent_root and self.is_image(parent):
                 source = parent_root
             elif self.is_image(layer_id):
                 source = self.layout.root(layer_id)
@@ -402,6 +421,7 @@ class Driver:
         validate_id(layer_id)
         if not os.path.lexists(self.dir(layer_id)):
             return {"changed": False, "path": self.layout.merged(layer_id)}
+        self.require_layer(layer_id)
         with self.store.layer_lock(layer_id):
             if self.is_image(layer_id):
                 return {"changed": False, "path": self.layout.root(layer_id)}

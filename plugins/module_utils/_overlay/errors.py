@@ -19,9 +19,16 @@ FIX_RECREATE = "recreate"
 # The layer exists but differs from what was asked: remove it and create it as asked.
 FIX_REPLACE = "replace"
 
+# The layer has holders: release them, or force the removal (which unmounts).
+FIX_RELEASE = "release"
+# Other layers are built on this one: remove them first, or force the removal.
+FIX_DEPENDENTS = "dependents"
+
 GENERIC_FIXES = {
     FIX_RECREATE: "remove it (forcing the removal) and recreate it",
     FIX_REPLACE: "remove it and recreate it as asked",
+    FIX_RELEASE: "release its holders first, or force the removal",
+    FIX_DEPENDENTS: "remove the dependent layers first, or force the removal",
 }
 
 

@@ -143,9 +143,14 @@ def read_image(root: str, image: str | None = None, verify: bool = True) -> Imag
     ``image`` is a name (a RepoTag or an OCI ref name annotation) or a position in the
     archive. Raises ArchiveError before returning when anything does not match.
     """
+    given = root
     root = os.path.realpath(root)
+    if not os.path.lexists(given):
+        raise errors.ArchiveError("image archive %s does not exist: give the directory where the docker save or OCI archive "
+                                  "was extracted" % given, path=given)
     if not os.path.isdir(root):
-        raise errors.ArchiveError("image archive %s: not a directory" % root)
+        raise errors.ArchiveError("image archive %s is not a directory: extract the archive first "
+                                  "(for example with ansible.builtin.unarchive) and give that directory" % given, path=given)
     if os.path.isfile(os.path.join(root, "manifest.json")):
         fmt, candidates = "docker-save", _docker_candidates(root)
     elif os.path.isfile(os.path.join(root, "index.json")) or os.path.isfile(os.path.join(root, "oci-layout")):
@@ -227,7 +232,7 @@ def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> La
             raise errors.ArchiveError("%s: digest mismatch: the blob's digest is %s:%s, its manifest says %s:%s"
                                       % (where, algorithm, actual, algorithm, expected))
     try:
-        with decompress.open_diff(layer.path) as stream:
+        with decompress.open_diff(layer.path, name_file=False) as stream:
             checker = _TarChecker(stream)
             digest = decompress.digest_stream(checker)[0]
             checker.finish()

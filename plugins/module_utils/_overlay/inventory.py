@@ -86,6 +86,9 @@ class Inventory:
         except errors.OverlayError as exc:
             metadata = {}
             problems.append(str(exc))
+        linked = layout.symlinked_parts(path)
+        if linked:
+            problems.insert(0, str(errors.CorruptState(layout.symlinks_message(layer_id, linked), fix=errors.FIX_RECREATE)))
         problem = problems[0] if problems else None
         upper = layout.upper_in(path)
         if image and os.path.lexists(upper):
@@ -117,7 +120,9 @@ class Inventory:
         }
         if problem:
             result["problem"] = problem
-        if sizes:
+        if sizes and linked:
+            result["size"] = None
+        elif sizes:
             try:
                 result["size"] = self.size_without_mounting(layer_id, result["parent"])
             except errors.OverlayError as exc:
@@ -144,11 +149,11 @@ class Inventory:
         if self.layout.is_image(layer_id):
             root = self.layout.root(layer_id)
             old = self.layout.root(parent) if parent else None
-            if old is not None and not os.path.isdir(old):
+            if old is not None and not layout.is_real_dir(old):
                 return None
             return changes_mod.changes_size(root, changes_mod.changes_dirs(root, old))
         lower = self.layout.lower_id(layer_id)
-        if parent not in (None, lower):
+        if parent not in (None, lower) or self.layout.kind(lower) != layout.IMAGE:
             return None
         upper = self.layout.upper(layer_id)
         try:

@@ -136,8 +136,7 @@ class LayerTask:
         return plan
 
     def _require_parent(self) -> None:
-        if self.parent is not None and not self.driver.exists(self.parent):
-            raise errors.LayerNotFound("parent layer %s does not exist" % self.parent, path=self.driver.dir(self.parent), layer_id=self.parent)
+        self.driver.require_parent(self.parent)
 
     def _digest_of_diff(self) -> str:
         if self._digest is None:

@@ -102,30 +102,86 @@ def write_lower_id(layer_dir: str, lower: str) -> None:
         os.close(fd)
 
 
-def kind_in(layer_dir: str) -> str | None:
-    """``image``, ``container`` or None (not a layer) for a path, by the shape rule above."""
+def _mode(path: str) -> int | None:
+    """The path's own file type bits, never a symlink's target's; None when nothing is there."""
     try:
-        if not stat.S_ISDIR(os.lstat(layer_dir).st_mode):
-            return None
+        return stat.S_IFMT(os.lstat(path).st_mode)
     except OSError:
         return None
-    if os.path.isdir(root_in(layer_dir)):
+
+
+def is_real_dir(path: str) -> bool:
+    """A directory, not a symlink to one: the only kind of dir the driver reaches into."""
+    return _mode(path) == stat.S_IFDIR
+
+
+def kind_in(layer_dir: str) -> str | None:
+    """``image``, ``container`` or None (not a layer) for a path, by the shape rule above.
+
+    Every test is on the entry itself (lstat): a symlinked id, ``root``, ``upper`` or
+    ``lower-id`` makes nothing a layer, so no operation follows a link out of home.
+    """
+    if not is_real_dir(layer_dir):
+        return None
+    if is_real_dir(root_in(layer_dir)):
         return IMAGE
-    if os.path.isdir(upper_in(layer_dir)) or os.path.isfile(lower_id_in(layer_dir)):
+    if is_real_dir(upper_in(layer_dir)) or _mode(lower_id_in(layer_dir)) == stat.S_IFREG:
         return CONTAINER
     # An ApplyDiff killed while swapping roots leaves only its tmproot* dirs: still our
-    # image layer, incomplete, which the next operation on it clears.
-    if _tmproot_names(layer_dir):
+    # image layer, incomplete, which the next operation on it clears. Only then: a foreign
+    # dir that merely holds something named tmproot* stays foreign.
+    names = _names_in(layer_dir)
+    if names and all(name.startswith(TMPROOT_PREFIX) and is_real_dir(os.path.join(layer_dir, name)) for name in names):
         return IMAGE
     return None
 
 
-def _tmproot_names(layer_dir: str) -> list[str]:
+def symlinked_parts(layer_dir: str) -> list[str]:
+    """The paths among a layer's own entries (root, upper, work, merged, lower-id) that are symlinks."""
+    return [path for path in (root_in(layer_dir), upper_in(layer_dir), work_in(layer_dir), merged_in(layer_dir), lower_id_in(layer_dir))
+            if _mode(path) == stat.S_IFLNK]
+
+
+def symlinks_message(layer_id: str, linked: list[str]) -> str:
+    """Why a layer whose own entries are symlinks is only ever removed."""
+    return "layer %s holds symlinks where the driver keeps its own entries (%s): the driver follows no symlink under home" % (
+        layer_id, ", ".join(linked))
+
+
+def not_a_layer_message(home: str, path: str) -> str:
+    """Why ``path`` is left alone, what a layer looks like, and the Docker data-root hint when it applies."""
+    return "%s is not a layer (a layer is a real directory holding root/, upper/ or a lower-id file): the driver leaves it alone%s" % (
+        path, docker_data_root_hint(home))
+
+
+def looks_like_docker_data_root(home: str) -> bool:
+    """Docker's ``<data-root>`` holds ``image/`` and ``containers/`` or ``volumes/``."""
+    return is_real_dir(os.path.join(home, "image")) and (
+        is_real_dir(os.path.join(home, "containers")) or is_real_dir(os.path.join(home, "volumes")))
+
+
+def docker_data_root_hint(home: str) -> str:
+    """``; home ... should be <home>/overlay`` when home looks like Docker's data-root, else empty."""
+    if not looks_like_docker_data_root(home):
+        return ""
+    return "; %s looks like a Docker data-root: home should be %s" % (home, os.path.join(home, "overlay"))
+
+
+def foreign_warning(home: str, names: list[str]) -> str:
+    """The one warning about the foreign entries of a home."""
+    return "%s holds %d entries that are not layers (%s): the driver lists them in foreign and never touches them%s" % (
+        home, len(names), ", ".join(names), docker_data_root_hint(home))
+
+
+def _names_in(layer_dir: str) -> list[str]:
     try:
-        names = os.listdir(layer_dir)
+        return os.listdir(layer_dir)
     except OSError:
         return []
-    return [name for name in names if name.startswith(TMPROOT_PREFIX)]
+
+
+def _tmproot_names(layer_dir: str) -> list[str]:
+    return [name for name in _names_in(layer_dir) if name.startswith(TMPROOT_PREFIX)]
 
 
 class Layout:
@@ -159,8 +215,8 @@ class Layout:
         return kind_in(self.dir(layer_id))
 
     def is_image(self, layer_id: str) -> bool:
-        """Docker's rule: a layer is image-type exactly when its root dir exists."""
-        return os.path.isdir(self.root(layer_id))
+        """Docker's rule: a layer is image-type exactly when its root dir exists (a real dir, not a symlink)."""
+        return is_real_dir(self.root(layer_id))
 
     def lower_id(self, layer_id: str) -> str:
         """The validated id in a container layer's lower-id file."""
@@ -180,12 +236,14 @@ class Layout:
     def tmproots(self, layer_id: str) -> list[str]:
         """Roots an interrupted ApplyDiff left being built beside the layer's own."""
         path = self.dir(layer_id)
+        if kind_in(path) is None:
+            return []
         return [os.path.join(path, name) for name in _tmproot_names(path)]
 
     def _names(self) -> list[str]:
         try:
             return sorted(name for name in os.listdir(self.home) if not name.startswith("."))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return []
 
     def list_layers(self) -> list[str]:

@@ -52,6 +52,7 @@ def load_mount(driver, layer_id: str) -> MountState:
     """The layer's kind, its path (merged dir or root), its holders, its live mount and its drift, its mount unit."""
     if not driver.exists(layer_id):
         return MountState(layer_id, None, driver.layout.merged(layer_id), (), False)
+    driver.require_layer(layer_id)
     if driver.is_image(layer_id):
         return MountState(layer_id, layout.IMAGE, driver.layout.root(layer_id), (), False)
     mounts = kernel.read_mountinfo()

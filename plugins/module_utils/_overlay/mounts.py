@@ -58,10 +58,12 @@ class Mounts:
         """The root of the container layer's lower layer; LayerNotFound naming it when it is gone."""
         lower = self.layout.lower_id(layer_id)
         lower_root = self.layout.root(lower)
-        if not os.path.isdir(lower_root):
+        if self.layout.kind(lower) != layout.IMAGE:
+            # A symlinked or foreign lower would mount a tree outside home as this layer's view.
+            found = "is not an image layer" if os.path.lexists(self.layout.dir(lower)) else "does not exist"
             raise errors.LayerNotFound(
-                "layer %s cannot be mounted: its lower layer %s does not exist (expected %s); "
-                "recreate %s or remove %s" % (layer_id, lower, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
+                "layer %s cannot be mounted: its lower layer %s %s (expected a real directory %s); "
+                "recreate %s or remove %s" % (layer_id, lower, found, lower_root, lower, layer_id), path=lower_root, layer_id=layer_id)
         return lower_root
 
     def overlay_dirs(self, layer_id: str) -> tuple[str, str, str]:

@@ -276,8 +276,9 @@ def try_test_mount(testdir: str) -> str | None:
 class SupportReport:
     """What check_support found: ``supported`` and Docker's ``reason`` plus every fact on the way.
 
-    Fields a check that did not run never set stay None (``magic``, ``supports_d_type``,
-    ``test_mount``); ``test_mount`` is True or False once the test mount ran.
+    ``supports_d_type`` is always a bool once check_support returns (False where it could not be
+    measured, with the reason); ``magic`` stays None when statfs failed; ``test_mount`` is
+    None unless the test mount ran.
     """
 
     supported: bool = False
@@ -293,30 +294,44 @@ class SupportReport:
 
 
 def check_support(home: str, proc_filesystems: str = "/proc/filesystems", modprobe_first: bool = True, test_mount: bool = True) -> SupportReport:
-    """Run Init's support checks for ``home`` in Docker's order and report, creating nothing that stays."""
-    report = SupportReport(initialized=is_initialized(home))
-    modprobe_error = modprobe("overlay") if modprobe_first else None
-    try:
-        with open(proc_filesystems, encoding="utf-8", errors="replace") as handle:
-            listed = has_overlay(handle.read())
-    except OSError as exc:
-        report.reason = _go_error("open", proc_filesystems, exc)
-        return report
-    if not listed:
-        report.reason = OVERLAY_MISSING
-        if modprobe_error:
-            report.warnings.append(modprobe_error)
-        return report
+    """Run Init's support checks for ``home`` in Docker's order and report, creating nothing that stays.
 
+    The backing filesystem and d_type are measured first, whatever refuses the host later, so
+    that ``supports_d_type`` is always a bool. Without ``modprobe_first`` (check mode) no kernel
+    module is loaded, and a missing overlay says so.
+    """
+    report = SupportReport(initialized=is_initialized(home))
     home = os.path.normpath(home)
-    report.testdir = nearest_existing(home)
+    # A home may itself be a symlink the admin made to a directory: that is still a directory.
+    home_is_a_dir = not os.path.lexists(home) or os.path.isdir(home)
+    report.testdir = nearest_existing(home if home_is_a_dir else os.path.dirname(home))
+    modprobe_error = modprobe("overlay") if modprobe_first else None
     try:
         before = os.stat(report.testdir)
     except OSError as exc:
+        report.supports_d_type = False
         report.reason = _go_error("stat", report.testdir, exc)
         return report
     try:
-        _probe_testdir(report, home, test_mount)
+        _measure(report)
+        if not home_is_a_dir:
+            report.initialized = False
+            report.reason = "home %s is not a directory: point home at a directory (or a path that does not exist yet)" % home
+            return report
+        try:
+            with open(proc_filesystems, encoding="utf-8", errors="replace") as handle:
+                listed = has_overlay(handle.read())
+        except OSError as exc:
+            report.reason = _go_error("open", proc_filesystems, exc)
+            return report
+        if not listed:
+            report.reason = OVERLAY_MISSING
+            if modprobe_error:
+                report.warnings.append(modprobe_error)
+            if not modprobe_first:
+                report.reason += " (check mode loads no kernel module: run without check mode to try modprobe overlay)"
+            return report
+        _decide(report, home, test_mount)
     finally:
         _restore_times(report.testdir, before)
     return report
@@ -343,21 +358,31 @@ def _restore_times(path: str, before: os.stat_result) -> None:
         pass
 
 
-def _probe_testdir(report: SupportReport, home: str, test_mount: bool) -> None:
+def _measure(report: SupportReport) -> None:
+    """The backing filesystem and d_type of the test dir; a probe that fails counts as no d_type, with the reason kept."""
     try:
         report.magic = statfs_magic(report.testdir)
+        report.backing_fs = fs_name(report.magic)
     except OSError as exc:
+        report.supports_d_type = False
         report.reason = _go_error("statfs", report.testdir, exc)
         return
-    report.backing_fs = fs_name(report.magic)
-    if report.magic in INCOMPATIBLE_MAGICS:
-        report.reason = "'overlay' is not supported over %s" % report.backing_fs
-        return
-
     try:
         report.supports_d_type = supports_d_type(report.testdir)
     except (OSError, errors.OverlayError) as exc:
+        report.supports_d_type = False
         report.reason = _go_error("open", exc.filename or report.testdir, exc) if isinstance(exc, OSError) else str(exc)
+
+
+def _decide(report: SupportReport, home: str, test_mount: bool) -> None:
+    """Docker's verdict on the measured filesystem, then the test mount."""
+    if report.magic is None:
+        return
+    if report.magic in INCOMPATIBLE_MAGICS:
+        report.reason = "'overlay' is not supported over %s" % report.backing_fs
+        return
+    if report.reason is not None:
+        # The d_type probe itself failed.
         return
     if not report.supports_d_type:
         if not report.initialized:

@@ -51,7 +51,8 @@ class Recovery:
         it is removed, so that ``present`` recreates it whole.
         """
         cleared = False
-        if self.store.is_pending(layer_id) and self.layout.exists(layer_id):
+        # Only a layer is ever discarded: a pending marker beside a foreign name removes nothing.
+        if self.store.is_pending(layer_id) and self.layout.kind(layer_id) is not None:
             self.discard(layer_id)
             cleared = True
         leftovers = self.store.leftovers(layer_id)

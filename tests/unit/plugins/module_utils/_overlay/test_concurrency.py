@@ -155,7 +155,7 @@ def test_a_parent_cannot_be_removed_while_a_child_is_being_built_on_it(home, scr
         time.sleep(0.001)
     with pytest.raises(errors.LayerBusy) as caught:
         drv.remove("img", force=False)
-    assert str(caught.value) == "layer img has dependent layers: child"
+    assert str(caught.value) == "layer img has dependent layers: child; remove the dependent layers first, or force the removal"
     _stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 0, stderr
     assert whole_layer_problems(drv, "child") == [] and drv.facts()["incomplete"] == []

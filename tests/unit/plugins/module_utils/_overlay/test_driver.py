@@ -354,7 +354,7 @@ def test_remove_with_holders_without_force_is_refused(drv):
     drv.mount("ctr", "a")
     with pytest.raises(errors.LayerBusy) as caught:
         drv.remove("ctr", force=False)
-    assert str(caught.value) == "layer ctr is mounted (holders: a, b)"
+    assert str(caught.value) == "layer ctr is mounted (holders: a, b); release its holders first, or force the removal"
     assert drv.is_mounted("ctr")
     assert drv.remove("ctr", force=True)
     assert not drv.exists("ctr")
@@ -368,7 +368,7 @@ def test_remove_with_children_is_refused_and_force_removes_only_this_layer(drv):
     drv.create("kid2", "img")
     with pytest.raises(errors.LayerBusy) as caught:
         drv.remove("img", force=False)
-    assert str(caught.value) == "layer img has dependent layers: kid1, kid2"
+    assert str(caught.value) == "layer img has dependent layers: kid1, kid2; remove the dependent layers first, or force the removal"
     assert drv.remove("img", force=True)
     assert not drv.exists("img")
     assert drv.exists("kid1") and drv.exists("kid2")

@@ -44,6 +44,31 @@ def _tmproot_only(home: str, name: str) -> None:
     _dir(os.path.join(home, name), layout.TMPROOT_PREFIX + "-old42")
 
 
+def _outside(home: str) -> str:
+    """A real tree beside home, the target of the symlinks below."""
+    target = os.path.join(os.path.dirname(home), "outside")
+    if not os.path.isdir(target):
+        _dir(target, "root", "upper")
+        _file(os.path.join(target, "lower-id"), b"base")
+    return target
+
+
+def _part_symlinked(part: str, *real: str):
+    def make(home: str, name: str) -> None:
+        _dir(os.path.join(home, name), *real)
+        os.symlink(os.path.join(_outside(home), part), os.path.join(home, name, part))
+    return make
+
+
+def _tmproot_beside_data(home: str, name: str) -> None:
+    _dir(os.path.join(home, name), layout.TMPROOT_PREFIX + "1", "data")
+
+
+def _tmproot_is_a_file(home: str, name: str) -> None:
+    _dir(os.path.join(home, name))
+    _file(os.path.join(home, name, layout.TMPROOT_PREFIX + "1"))
+
+
 # name, how it is made under home, the kind it must have (None: foreign)
 SHAPES = [
     ("img", lambda home, name: _dir(os.path.join(home, name), "root"), layout.IMAGE),
@@ -57,6 +82,12 @@ SHAPES = [
     ("lower-id-is-a-dir", _lower_id_dir, None),
     ("a-file", lambda home, name: _file(os.path.join(home, name)), None),
     ("a-symlink", _symlink_to_a_layer, None),
+    ("root-is-a-symlink", _part_symlinked("root"), None),
+    ("upper-is-a-symlink", _part_symlinked("upper", "work"), None),
+    ("lower-id-is-a-symlink", _part_symlinked("lower-id", "work"), None),
+    ("root-symlink-beside-upper", _part_symlinked("root", "upper"), layout.CONTAINER),
+    ("tmproot-beside-data", _tmproot_beside_data, None),
+    ("tmproot-is-a-file", _tmproot_is_a_file, None),
 ]
 
 

@@ -232,6 +232,8 @@ def test_check_support_refuses_btrfs_with_docker_message(loopfs):
     expected = "'overlay' is not supported over btrfs"
     assert (report.supported, report.reason) == (False, expected), "%s: expected refusal %r, got %r" % (home, expected, report)
     assert (report.backing_fs, report.magic, report.testdir) == ("btrfs", 0x9123683E, testdir), "%s: got %r" % (home, report)
+    # Docker refuses btrfs before its d_type check; facts measure it anyway (btrfs has d_type).
+    assert report.supports_d_type is True, "%s: d_type must be measured on a refused filesystem, got %r" % (home, report)
     assert not os.path.lexists(home), "%s: check_support must not create the home" % home
 
 
@@ -276,7 +278,28 @@ def test_check_support_reports_missing_overlay_in_docker_words(scratch):
         handle.write("nodev\tsysfs\nnodev\ttmpfs\n\text4\n")
     report = probe.check_support(scratch, proc_filesystems=fake, modprobe_first=False)
     expected = "'overlay' not found as a supported filesystem on this host. Please ensure kernel is new enough and has overlay support loaded."
-    assert (report.supported, report.reason) == (False, expected), "%s: expected %r, got %r" % (fake, expected, report)
+    assert report.supported is False and report.reason.startswith(expected), "%s: expected %r, got %r" % (fake, expected, report)
+
+
+def test_check_support_without_modprobe_says_the_module_was_not_loaded(scratch):
+    fake = os.path.join(scratch, "filesystems")
+    with open(fake, "w", encoding="utf-8") as handle:
+        handle.write("nodev\ttmpfs\n")
+    report = probe.check_support(scratch, proc_filesystems=fake, modprobe_first=False)
+    assert report.supported is False and "check mode loads no kernel module" in report.reason, report
+    assert isinstance(report.supports_d_type, bool), report
+
+
+def test_check_support_on_a_home_that_is_a_file_reports_why(scratch):
+    home = os.path.join(scratch, "home")
+    with open(home, "wb") as handle:
+        handle.write(b"not a dir")
+    report = probe.check_support(home, test_mount=False)
+    expected = "home %s is not a directory: point home at a directory (or a path that does not exist yet)" % home
+    assert (report.supported, report.reason, report.testdir) == (False, expected, scratch), report
+    assert isinstance(report.supports_d_type, bool) and report.initialized is False, report
+    with open(home, "rb") as handle:
+        assert handle.read() == b"not a dir"
 
 
 def test_check_support_reports_unreadable_proc_filesystems(scratch):
@@ -311,7 +334,7 @@ def test_check_support_reports_d_type_probe_error_on_empty_read_only_dir(scratch
     prefix, suffix = "open %s/fsutils-dummy" % readonly, ": read-only file system"
     assert report.supported is False and report.reason.startswith(prefix) and report.reason.endswith(suffix), "%s: expected %r...%r, got %r" % (
         readonly, prefix, suffix, report)
-    assert (report.supports_d_type, report.test_mount) == (None, None), "%s: got %r" % (readonly, report)
+    assert (report.supports_d_type, report.test_mount) == (False, None), "%s: got %r" % (readonly, report)
 
 
 def test_check_support_skips_test_mount_when_asked(loopfs):
