@@ -116,12 +116,12 @@ def cases(ctx: dict) -> list[harness.Case]:
     return [
         harness.Case("task_layer_noop", "overlay_layer no-op task vs stat task (ansible CLI)",
                      harness.Side("overlay_layer", guard("overlay_layer", noop_task)), harness.Side("stat", stat_task),
-                     target=1.2, note="whole `ansible localhost -m ...` runs, %d-layer home" % n),
+                     target=1.1, note="whole `ansible localhost -m ...` runs, %d-layer home" % n),
         harness.Case("task_facts_%d" % n, "overlay_facts task vs stat task (ansible CLI)",
                      harness.Side("overlay_facts", guard("overlay_facts", facts_task)), harness.Side("stat", stat_task)),
         harness.Case("module_facts_%d" % n, "overlay_facts module run directly vs stat module",
                      harness.Side("overlay_facts", guard("overlay_facts", facts_module)), harness.Side("stat", stat_module),
-                     limit=1.0, note="module time: `python -m <module> args.json`, interpreter start and imports included"),
+                     limit=0.3, note="module time: `python -m <module> args.json`, interpreter start and imports included"),
     ]
 
 

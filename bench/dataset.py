@@ -6,6 +6,7 @@ Layout (one directory per package list, so changing the list builds a new set):
     .cache/data-<key>/base.tar                  every package's data tar merged into one layer
     .cache/data-<key>/upper1.tar                a layer that changes and adds a few thousand files
     .cache/data-<key>/upper2.tar                a layer with whiteouts and an opaque directory
+    .cache/data-<key>/child28.tar               a 28-entry application layer: the peers' child diff
     .cache/data-<key>/manifest.json             what was built: entries, bytes, versions, choices
 
 The layers are uncompressed tars with Docker's encodings (`.wh.<name>`, `<dir>/.wh..wh..opq`).
@@ -25,7 +26,7 @@ import sys
 import tarfile
 import time
 
-FORMAT = 1  # bump when the way the layers are made changes: it is part of the cache key
+FORMAT = 2  # bump when the way the layers are made changes: it is part of the cache key
 
 # Big, many-file packages first (the entry count), then big single files (the byte count).
 PACKAGES = (
@@ -61,7 +62,9 @@ UPPER1_CHANGED = 2000
 UPPER1_ADDED = 1000
 UPPER2_WHITEOUTS = 500
 UPPER2_OPAQUE_NEW = 200
+CHILD_ENTRIES = 28
 SEED = 7
+LAYERS = ("base", "upper1", "upper2", "child28")
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 CACHE_DIR = os.path.join(BENCH_DIR, ".cache")
@@ -289,6 +292,44 @@ def make_upper2(members, by_name, out_path: str) -> dict:
             "bytes": os.path.getsize(out_path)}
 
 
+def make_child(members, by_name, out_path: str) -> dict:
+    """A small application layer of exactly CHILD_ENTRIES entries: rewritten base files with their
+    parent dirs, one new file and one whiteout, as a `COPY`/`RUN` step on top of a base makes."""
+    rng = random.Random(SEED + 2)
+    small = [m for m in members if m.isreg() and 0 < m.size <= 64 * 1024]
+    written: set[str] = set()
+    changed = []
+    reserve = 2  # the new file and the whiteout, both in a directory the layer already has
+    entries = 0
+    with tarfile.open(out_path + ".part", "w", format=tarfile.PAX_FORMAT) as out:
+        for m in sorted(small, key=lambda m: hashlib.sha256(("child" + m.name).encode()).digest()):
+            if entries == CHILD_ENTRIES - reserve:
+                break
+            new_parents = [p for p in _parents(m.name) if p not in written]
+            if entries + len(new_parents) + 1 > CHILD_ENTRIES - reserve:
+                continue
+            _add_parents(out, m.name, by_name, written)
+            data = _blob(rng, m.size)
+            info = tarfile.TarInfo(m.name)
+            info.size, info.mode, info.uid, info.gid, info.mtime = len(data), m.mode, m.uid, m.gid, 1700000000
+            out.addfile(info, io.BytesIO(data))
+            changed.append(m.name)
+            entries += len(new_parents) + 1
+        home = os.path.dirname(changed[0])
+        gone = next(m.name for m in small if os.path.dirname(m.name) == home and m.name not in changed)
+        info = tarfile.TarInfo(home + "/.wh." + os.path.basename(gone))
+        info.mode, info.mtime = 0o644, 1700000000
+        out.addfile(info)
+        data = b"added by the application layer\n" * 100
+        info = tarfile.TarInfo(home + "/child-added.conf")
+        info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
+        out.addfile(info, io.BytesIO(data))
+        entries += 2
+    os.replace(out_path + ".part", out_path)
+    return {"entries": entries, "changed_files": len(changed), "added_files": 1, "whiteouts": 1,
+            "bytes": os.path.getsize(out_path)}
+
+
 def build(packages=PACKAGES, force: bool = False) -> dict:
     """Build the data set unless it is cached; returns the manifest with absolute paths."""
     ddir = data_dir(packages)
@@ -313,6 +354,7 @@ def build(packages=PACKAGES, force: bool = False) -> dict:
             "base": base_info,
             "upper1": make_upper1(base, members, by_name, os.path.join(ddir, "upper1.tar")),
             "upper2": make_upper2(members, by_name, os.path.join(ddir, "upper2.tar")),
+            "child28": make_child(members, by_name, os.path.join(ddir, "child28.tar")),
             "build_seconds": round(time.monotonic() - started, 1),
             "download_seconds": round(t_dl, 1),
         }
@@ -320,13 +362,13 @@ def build(packages=PACKAGES, force: bool = False) -> dict:
             json.dump(manifest, f, indent=1, sort_keys=True)
         os.replace(manifest_path + ".part", manifest_path)
         manifest["cached"] = False
-    for layer in ("base", "upper1", "upper2"):
+    for layer in LAYERS:
         manifest[layer]["path"] = os.path.join(ddir, layer + ".tar")
     return manifest
 
 
 def summary(manifest: dict) -> str:
-    b, u1, u2 = manifest["base"], manifest["upper1"], manifest["upper2"]
+    b, u1, u2, c = manifest["base"], manifest["upper1"], manifest["upper2"], manifest["child28"]
     return "\n".join((
         "data set %s (%s, %d packages)" % (manifest["key"], "cached" if manifest.get("cached") else
                                            "built in %.1f s" % manifest["build_seconds"], len(manifest["packages"])),
@@ -336,6 +378,8 @@ def summary(manifest: dict) -> str:
         "  upper2.tar: %6d entries, %4d MB (%d file whiteouts, dir whiteouts %s, opaque %s hiding %d entries)" % (
             u2["entries"], u2["bytes"] // 10**6, u2["whiteout_files"], ", ".join(u2["whiteout_dirs"]),
             u2["opaque_dir"], u2["opaque_hid"]),
+        "  child28.tar: %5d entries, %4d kB (%d rewritten files, %d added, %d whiteout)" % (
+            c["entries"], c["bytes"] // 1000, c["changed_files"], c["added_files"], c["whiteouts"]),
     ))
 
 

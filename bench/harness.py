@@ -219,6 +219,9 @@ def run_pair(case: Case, scratch: str, rounds: int, warmup: int = 1, log=print) 
               "ours_label": case.ours.label, "baseline_label": case.baseline.label, "note": case.note}
     samples: dict[str, list[Sample]] = {"ours": [], "baseline": []}
     t0 = time.monotonic()
+    # The 1-minute load average as the case starts and ends: on a shared machine it says how
+    # much of the time the scheduler gave to someone else.
+    result["load"] = [os.getloadavg()[0]]
     try:
         for i in range(warmup + rounds):
             for key, side in (("ours", case.ours), ("baseline", case.baseline)):
@@ -229,10 +232,16 @@ def run_pair(case: Case, scratch: str, rounds: int, warmup: int = 1, log=print) 
                 os.sync()
                 try:
                     s = side.measure(args)
-                finally:
-                    unmount_below(run_dir)
-                    remove_tree(run_dir)
-                    os.sync()
+                except BaseException:
+                    # The failure (or Ctrl-C) is what gets reported: a cleanup that fails because
+                    # the operation's child still writes there must not replace it.
+                    with contextlib.suppress(Exception):
+                        unmount_below(run_dir)
+                        remove_tree(run_dir)
+                    raise
+                unmount_below(run_dir)
+                remove_tree(run_dir)
+                os.sync()
                 if i >= warmup:
                     samples[key].append(s)
     except OpUnavailable as e:
@@ -243,6 +252,7 @@ def run_pair(case: Case, scratch: str, rounds: int, warmup: int = 1, log=print) 
         result.update(status="error", reason=str(e))
         log("  %-22s ERROR %s" % (case.name, e))
         return result
+    result["load"].append(os.getloadavg()[0])
     ours, base = _stats(samples["ours"], case.per), _stats(samples["baseline"], case.per)
     ratios = [o.seconds / b.seconds for o, b in zip(samples["ours"], samples["baseline"])]
     ratio = statistics.median(ratios)
@@ -254,8 +264,9 @@ def run_pair(case: Case, scratch: str, rounds: int, warmup: int = 1, log=print) 
     verdict = ("PASS" if all(checks) else "MISS") if checks else None
     result.update(status="ok", ours=ours, baseline=base, ratio_median=ratio, ratios=ratios, verdict=verdict,
                   extra=samples["ours"][-1].extra, wall_seconds=round(time.monotonic() - t0, 1))
-    log("  %-22s ours %s  base %s  ratio %.2f  %s" % (case.name, _fmt(ours["median"], case.unit),
-                                                      _fmt(base["median"], case.unit), ratio, verdict or ""))
+    log("  %-22s ours %s  base %s  ratio %.2f  %s  load %s" % (case.name, _fmt(ours["median"], case.unit),
+                                                               _fmt(base["median"], case.unit), ratio, verdict or "",
+                                                               _load(result)))
     return result
 
 
@@ -266,6 +277,10 @@ def _fmt(seconds: float, unit: str) -> str:
 
 def _span(st: dict, unit: str) -> str:
     return "%s [%s-%s]" % (_fmt(st["median"], unit), _fmt(st["min"], unit).split()[0], _fmt(st["max"], unit).split()[0])
+
+
+def _load(r: dict) -> str:
+    return "-".join("%.1f" % x for x in r.get("load", ())) or "-"
 
 
 def _target(r: dict) -> str:
@@ -280,15 +295,15 @@ def _target(r: dict) -> str:
 def text_table(results: list[dict], header: str = "") -> str:
     """An aligned table: medians with min-max, median of the per-pair ratios, target, verdict, peak RSS."""
     rows = [("case", "ours median [min-max]", "baseline median [min-max]", "ratio", "target", "verdict",
-             "ours maxRSS", "base maxRSS")]
+             "ours maxRSS", "base maxRSS", "load")]
     for r in results:
         if r.get("status") != "ok":
-            rows.append((r["name"], r.get("status", "?") + ": " + r.get("reason", ""), "", "", "", "", "", ""))
+            rows.append((r["name"], r.get("status", "?") + ": " + r.get("reason", ""), "", "", "", "", "", "", ""))
             continue
         rows.append((
             r["name"], _span(r["ours"], r["unit"]), _span(r["baseline"], r["unit"]), "%.2fx" % r["ratio_median"],
             _target(r), r["verdict"] or "-",
-            "%.1f MB" % (r["ours"]["maxrss_kb_max"] / 1024), "%.1f MB" % (r["baseline"]["maxrss_kb_max"] / 1024)))
+            "%.1f MB" % (r["ours"]["maxrss_kb_max"] / 1024), "%.1f MB" % (r["baseline"]["maxrss_kb_max"] / 1024), _load(r)))
     widths = [max(len(row[i]) for row in rows if row[2] or i < 2) for i in range(len(rows[0]))]
     lines = [header] if header else []
     for n, row in enumerate(rows):

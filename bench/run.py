@@ -9,6 +9,7 @@ A case whose driver part or module is not there yet says so; the others still ru
 from __future__ import annotations
 
 import argparse
+import contextlib
 import ctypes
 import ctypes.util
 import os
@@ -20,12 +21,22 @@ import time
 import ansible_cases
 import dataset
 import harness
+import peers
 from harness import Case, Side
 
 BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(BENCH_DIR)
 CACHE = os.path.join(BENCH_DIR, ".cache")
 MOUNT_CYCLES = 200
+# scripts/setup.sh makes this venv; its python also runs the modules directly.
+REPO_ANSIBLE = os.path.join(REPO, ".venv", "bin", "ansible")
+
+
+def default_ansible() -> str:
+    """The repository's own venv first, then whatever `ansible` is on PATH."""
+    if os.access(REPO_ANSIBLE, os.X_OK):
+        return REPO_ANSIBLE
+    return shutil.which("ansible") or REPO_ANSIBLE
 
 
 def collections_root(given: str | None) -> str:
@@ -80,26 +91,33 @@ def _out(run_dir: str, make: bool = True) -> dict:
     return {"dir": run_dir, "dest": dest}
 
 
+def worker_op(env: dict):
+    """`op(name, **fixed)`: a measure that runs worker.py's operation `name` with these arguments and the run's."""
+    def worker(op, **fixed):
+        return lambda a: harness.run_worker(op, dict(fixed, **a), env)
+    return worker
+
+
+def not_made(run_dir):
+    return _out(run_dir, make=False)  # cp -a/-al, dir_copy and umoci make the target themselves
+
+
 def driver_cases(fx: dict, data: dict, env: dict) -> list[Case]:
     base, up1, up2 = data["base"]["path"], data["upper1"]["path"], data["upper2"]["path"]
     root, upper = fx["base_root"], fx["upper"]
-
-    def worker(op, **fixed):
-        return lambda a: harness.run_worker(op, dict(fixed, **a), env)
+    worker = worker_op(env)
 
     def command(*build):
         return lambda a: harness.run_command([b(a) for b in build])
 
     def untar(tar):
-        return lambda a: ["tar", "-x", "-f", tar, "-C", a["dest"]]
+        # -p is a root's default anyway; spelled out as the targets are stated against `tar -xpf`.
+        return lambda a: ["tar", "-xp", "-f", tar, "-C", a["dest"]]
 
     def cp(flags, src):
         return lambda a: ["cp", flags, src, a["dest"]]
 
     made = _out
-
-    def not_made(run_dir):
-        return _out(run_dir, make=False)  # cp -a/-al and dir_copy make the target themselves
 
     def mount_dirs(run_dir):
         dirs = {d: os.path.join(run_dir, d) for d in ("upper", "work", "merged")}
@@ -116,17 +134,17 @@ def driver_cases(fx: dict, data: dict, env: dict) -> list[Case]:
     return [
         Case("apply_base", "ApplyDiff of the base layer into an empty dir vs GNU tar -x",
              Side("layertar.apply_layer", worker("apply", tar=base), made),
-             Side("tar -x", command(untar(base)), made), target=1.2),
+             Side("tar -xp", command(untar(base)), made), target=1.1),
         Case("apply_upper1", "ApplyDiff of upper1 (34 MB) into an empty dir vs GNU tar -x",
              Side("layertar.apply_layer", worker("apply", tar=up1), made),
-             Side("tar -x", command(untar(up1)), made),
+             Side("tar -xp", command(untar(up1)), made),
              note="the small layer: its peak memory against apply_base's says whether memory is flat in layer size"),
         Case("child_layer", "child image layer: hardlink copy of the parent root + apply upper1 vs cp -al + tar -x",
              Side("dir_copy(HARDLINK)+apply", worker("child", parent=root, tar=up1), not_made),
-             Side("cp -al; tar -x", command(cp("-al", root), untar(up1)), not_made), target=1.3),
+             Side("cp -al; tar -xp", command(cp("-al", root), untar(up1)), not_made), target=1.1),
         Case("child_whiteouts", "child image layer with whiteouts + opaque dir (upper2) vs cp -al + tar -x",
              Side("dir_copy(HARDLINK)+apply", worker("child", parent=root, tar=up2), not_made),
-             Side("cp -al; tar -x", command(cp("-al", root), untar(up2)), not_made),
+             Side("cp -al; tar -xp", command(cp("-al", root), untar(up2)), not_made),
              note="GNU tar writes .wh. files as they are: same I/O, not the same semantics"),
         Case("hardlink_copy", "hardlink copy of the base root vs cp -al",
              Side("dir_copy(HARDLINK)", worker("hardlink_copy", src=root), not_made),
@@ -143,16 +161,30 @@ def driver_cases(fx: dict, data: dict, env: dict) -> list[Case]:
         Case("changes_10k", "Changes of the same layer vs a find(1) walk of its upper",
              Side("changes_from_upper", worker("changes"), diff_out),
              Side("find -printf", command(lambda a: ["find", upper, "-printf", "%y %m %U %G %s %T@ %p\\n"]), diff_out),
-             note="no target: find only walks the upper, Changes also looks up each path in the lower"),
+             target=2.0, note="find only walks the upper; Changes also looks up each path in the lower"),
         Case("mount_cycle", "overlay mount+unmount cycle: kernel.mount/unmount vs raw ctypes mount(2)/umount2(2)",
              Side("kernel.mount/unmount", worker("mount_kernel"), mount_dirs),
              Side("ctypes mount/umount2", worker("mount_raw"), mount_dirs), per=MOUNT_CYCLES, unit="us",
              note="per cycle, %d cycles a run, both in a Python worker" % MOUNT_CYCLES),
         Case("mount_cycle_driver", "mount+unmount through the driver (Driver.mount/unmount: locks, holders) vs raw mount(2)/umount2(2)",
              Side("Driver.mount/unmount", worker("mount_driver"), driver_home),
-             Side("ctypes mount/umount2", worker("mount_raw"), mount_dirs), per=MOUNT_CYCLES, unit="us",
+             Side("ctypes mount/umount2", worker("mount_raw"), mount_dirs), per=MOUNT_CYCLES, unit="us", target=4.0,
              note="per cycle; the driver persists the holder and reads the mount table on each call"),
     ]
+
+
+# Each peer row runs right after the row of ours it anchors, so their loads are alike.
+PEER_AFTER = {"peer_docker_base": "apply_base", "peer_umoci_base": "apply_base",
+              "peer_docker_child": "child_layer", "peer_umoci_child": "child_layer"}
+
+
+def beside(cases: list[Case], extra: list[Case]) -> list[Case]:
+    out = list(cases)
+    for case in extra:
+        anchor = PEER_AFTER.get(case.name)
+        at = max((i for i, c in enumerate(out) if c.name == anchor or PEER_AFTER.get(c.name) == anchor), default=len(out) - 1)
+        out.insert(at + 1, case)
+    return out
 
 
 def memory_check(results: list[dict]) -> dict | None:
@@ -174,9 +206,11 @@ def main() -> int:
     ap.add_argument("--only", default="", help="comma-separated case names")
     ap.add_argument("--size-gb", type=int, default=8, help="size of the sparse loop filesystem")
     ap.add_argument("--layers", type=int, default=1000, help="layers in the home of the ansible cases")
-    ap.add_argument("--ansible", default=shutil.which("ansible") or "/work/venv/bin/ansible", help="the ansible CLI")
+    ap.add_argument("--ansible", default=default_ansible(),
+                    help="the ansible CLI; its venv's python runs the modules (default: .venv/bin/ansible of this checkout)")
     ap.add_argument("--collections-root", help="dir holding ansible_collections/graphdriver/overlay (default: a symlink in the cache)")
     ap.add_argument("--no-ansible", action="store_true", help="skip the cases that go through ansible")
+    ap.add_argument("--no-peers", action="store_true", help="skip docker load and umoci raw unpack (no dockerd is started)")
     ap.add_argument("--no-unshare", action="store_true", help="stay in the caller's mount namespace")
     opts = ap.parse_args()
     if opts.quick:
@@ -204,18 +238,35 @@ def main() -> int:
     # PYTHONDONTWRITEBYTECODE=1 the collection alone was compiled from source in every module run
     # (~60-80 ms of module_facts). Give it bytecode too: compile it once, and let runs write theirs.
     env.pop("PYTHONDONTWRITEBYTECODE", None)
-    subprocess.run([os.path.join(os.path.dirname(opts.ansible), "python"), "-m", "compileall", "-q", os.path.join(REPO, "plugins")],
-                   check=False, env=env, stdout=subprocess.DEVNULL)
+    ansible_python = os.path.join(os.path.dirname(opts.ansible), "python")
+    if not opts.no_ansible and not (os.access(opts.ansible, os.X_OK) and os.access(ansible_python, os.X_OK)):
+        opts.no_ansible = True
+        log("warning: no ansible CLI with a python beside it at %s: the Ansible cases are skipped "
+            "(run scripts/setup.sh to make .venv, or pass --ansible PATH)" % opts.ansible)
+    subprocess.run([ansible_python if not opts.no_ansible else sys.executable, "-m", "compileall", "-q",
+                    os.path.join(REPO, "plugins")], check=False, env=env, stdout=subprocess.DEVNULL)
     present = sorted(f[:-3] for f in os.listdir(os.path.join(REPO, "plugins", "module_utils", "_overlay")) if f.endswith(".py"))
     log("driver parts present: " + ", ".join(present))
 
     results: list[dict] = []
     mnt = os.path.join(CACHE, "mnt")
-    with harness.loop_ext4(os.path.join(CACHE, "scratch.img"), mnt, opts.size_gb):
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(harness.loop_ext4(os.path.join(CACHE, "scratch.img"), mnt, opts.size_gb))
         log("scratch: journaled ext4 on a direct-I/O loop device at %s" % mnt)
         fx = make_fixtures(os.path.join(mnt, "fixtures"), data, log)
         scratch = os.path.join(mnt, "runs")
         cases = driver_cases(fx, data, env)
+        peer_names = set(PEER_AFTER)
+        if opts.no_peers or (only and not only & peer_names):
+            log("peers: skipped" + (" (--no-peers)" if opts.no_peers else ""))
+        else:
+            archives = peers.build_archives(data, log)
+            daemon = None
+            if not only or only & {"peer_docker_base", "peer_docker_child"}:
+                # Entered after the loop filesystem, so it is stopped before that is unmounted.
+                daemon = stack.enter_context(peers.dockerd(os.path.join(mnt, "docker")))
+                log("peers: " + (daemon.error or "dockerd %d up, storage driver overlay, data root on the scratch fs" % daemon.proc.pid))
+            cases = beside(cases, peers.cases(data, archives, daemon, fx["base_root"], worker_op(env), _out, not_made))
         actx = {"repo": REPO, "scratch": os.path.join(mnt, "ansible"), "ansible": opts.ansible, "env": env,
                 "layers": opts.layers}
         if opts.no_ansible:
@@ -233,7 +284,7 @@ def main() -> int:
     machine["loadavg_end"] = os.getloadavg()
     report = {"machine": machine, "rounds": opts.rounds, "warmup": opts.warmup,
               "filesystem": "ext4 (journaled) on losetup --direct-io=on, fresh per run",
-              "dataset": {k: data[k] for k in ("key", "packages", "base", "upper1", "upper2")},
+              "dataset": {k: data[k] for k in ("key", "packages") + dataset.LAYERS},
               "container_layer": fx["c10k"], "cases": results, "memory_flat": memory}
     header = "graphdriver.overlay bench  %s  rounds=%d warmup=%d  data %s: base %d entries / %d MB  load %.1f -> %.1f" % (
         machine["time"], opts.rounds, opts.warmup, data["key"], data["base"]["entries"],

@@ -64,6 +64,18 @@ def op_apply(a):
     return run
 
 
+def op_apply_chain(a):
+    layertar = part("layertar", "open_diff", "apply_layer")
+
+    def run():
+        entries = 0
+        for tar in a["tars"]:
+            with layertar.open_diff(tar) as stream:
+                entries += layertar.apply_layer(a["dest"], stream).entries
+        return {"entries": entries}
+    return run
+
+
 def op_child(a):
     treecopy = part("treecopy", "dir_copy", "HARDLINK")
     layertar = part("layertar", "apply_layer")
@@ -162,6 +174,7 @@ def op_noop(a):
 
 OPS = {
     "apply": op_apply,
+    "apply_chain": op_apply_chain,
     "child": op_child,
     "hardlink_copy": _copy("HARDLINK"),
     "content_copy": _copy("CONTENT"),
