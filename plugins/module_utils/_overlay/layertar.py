@@ -14,7 +14,7 @@ last. Where Docker relies on a chroot, every path here is resolved
 inside the destination with chroot semantics instead, and nothing is ever written into an
 inode that existed before: the destination is usually a hardlink copy of the parent layer.
 
-A helper thread (``tarfeed``) reads, decompresses and hashes the stream in big chunks while the
+A helper thread (``tarfeed``) reads, decompresses and hashes the stream in 64 KiB buffers while the
 main thread parses and writes, so the sha256 of the layer costs no time on the critical path.
 """
 

@@ -3,7 +3,7 @@
 # GNU General Public License v3.0+ (see LICENSES/GPL-3.0-or-later.txt or https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 
-"""Reading a layer tar: the reader thread (the stream read, decompressed and hashed in big chunks)
+"""Reading a layer tar: the reader thread (the stream read, decompressed and hashed in 64 KiB buffers)
 and the entries it yields.
 
 A helper thread fills buffers from the stream while the applier parses and writes, so the
@@ -39,7 +39,7 @@ class ReadFailed(Exception):
 
 
 class Feed:
-    """The stream, read and hashed by a helper thread in big chunks and consumed here in order.
+    """The stream, read and hashed by a helper thread in 64 KiB buffers and consumed here in order.
 
     Buffers circulate between a free and a full queue, so the data is copied once (into the
     buffer), hashed from it, and written to files straight from it. The free queue holds
