@@ -150,8 +150,8 @@ def _modified(old_path: str, old_st: os.stat_result, new_path: str, new_st: os.s
     if (old_st.st_mode != new_st.st_mode or old_st.st_uid != new_st.st_uid or old_st.st_gid != new_st.st_gid
             or old_st.st_rdev != new_st.st_rdev):
         return True
-    if not stat.S_ISDIR(old_st.st_mode) and (old_st.st_size != new_st.st_size
-                                            or not same_fs_time(old_st.st_mtime_ns, new_st.st_mtime_ns)):
+    if not stat.S_ISDIR(old_st.st_mode) and (
+            old_st.st_size != new_st.st_size or not same_fs_time(old_st.st_mtime_ns, new_st.st_mtime_ns)):
         return True
     new_caps = read_caps(new_path) if new_names is None else _caps_of(new_path, new_names)
     if (read_caps(old_path) or None) != (new_caps or None):
