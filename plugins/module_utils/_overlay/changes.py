@@ -146,7 +146,12 @@ def _modified(old_path: str, old_st: os.stat_result, new_path: str, new_st: os.s
 
     ``new_names``, when the caller already listed the new entry's xattrs, saves reading them again.
     """
-    if stat_differs(meta_of(old_st), meta_of(new_st)):
+    # stat_differs on the lstat results themselves, without building two FileMeta per entry.
+    if (old_st.st_mode != new_st.st_mode or old_st.st_uid != new_st.st_uid or old_st.st_gid != new_st.st_gid
+            or old_st.st_rdev != new_st.st_rdev):
+        return True
+    if not stat.S_ISDIR(old_st.st_mode) and (
+            old_st.st_size != new_st.st_size or not same_fs_time(old_st.st_mtime_ns, new_st.st_mtime_ns)):
         return True
     new_caps = read_caps(new_path) if new_names is None else _caps_of(new_path, new_names)
     if (read_caps(old_path) or None) != (new_caps or None):
@@ -240,6 +245,11 @@ class UpperChanges(list):
         super().__init__(items)
         self.upper = upper
         self.seen = {} if seen is None else seen
+        self._sorted = list(self)
+
+    def in_order(self) -> bool:
+        """True while the list still holds exactly the sorted changes it was made with: no new sort needed."""
+        return list.__eq__(self, self._sorted)
 
 
 def _overlay_names(path: str) -> list:
@@ -299,7 +309,6 @@ def _walk_upper(rel: str, upper_dir: str, lower_dir: str | None, opaque: bool, o
         path = rel + "/" + name
         upper_path = entry.path
         upper_st = entry.stat(follow_symlinks=False)
-        names = _overlay_names(upper_path)
         if lower_entries is not None:
             lower_entry = lower_entries.pop(name, None)
             lower_path = None if lower_entry is None else lower_entry.path
@@ -313,6 +322,8 @@ def _walk_upper(rel: str, upper_dir: str, lower_dir: str | None, opaque: bool, o
             if lower_path is not None and (lower_st is not None or lower_entries is not None):
                 out.append(Change(path, DELETE))
             continue
+        # A whiteout's xattrs mean nothing: they are read only for what the merged view shows.
+        names = _overlay_names(upper_path)
         if lower_st is None:
             _add_upper_tree(path, upper_path, upper_st, names, out, seen)
             continue

@@ -258,7 +258,8 @@ def write_changes_tar(root: str, changes: Iterable[Change], out: BinaryIO, idmap
     # What changes_from_upper read of each entry of this same root is reused (add checks it).
     known = changes.seen if isinstance(changes, UpperChanges) and changes.upper == root else {}
     add, whiteout = writer.add, writer.whiteout
-    for change in sorted(changes, key=change_key):
+    ordered = changes if isinstance(changes, UpperChanges) and changes.in_order() else sorted(changes, key=change_key)
+    for change in ordered:
         if change.kind == DELETE:
             whiteout(change.path)
         else:

@@ -14,7 +14,7 @@ last. Where Docker relies on a chroot, every path here is resolved
 inside the destination with chroot semantics instead, and nothing is ever written into an
 inode that existed before: the destination is usually a hardlink copy of the parent layer.
 
-A helper thread (``tarfeed``) reads, decompresses and hashes the stream in big chunks while the
+A helper thread (``tarfeed``) reads, decompresses and hashes the stream in 64 KiB buffers while the
 main thread parses and writes, so the sha256 of the layer costs no time on the critical path.
 """
 
@@ -45,6 +45,8 @@ _MAX_SYMLINKS = 40
 _DEVICE_BITS = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 _IGNORED_XATTR_ERRNOS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+_SETID_BITS = stat.S_ISUID | stat.S_ISGID
+_NO_ACL_ERRNOS = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 @dataclass(frozen=True)
@@ -78,6 +80,15 @@ def _symlink_escapes(rel_dir: str, target: str) -> bool:
         return False
     joined = posixpath.normpath(posixpath.join(rel_dir, target))
     return joined == ".." or joined.startswith("../")
+
+
+def _has_default_acl(path: str) -> bool:
+    """Whether new entries in the directory get their mode from a default ACL (unknown counts as yes)."""
+    try:
+        os.getxattr(path, "system.posix_acl_default", follow_symlinks=False)
+    except OSError as exc:
+        return exc.errno not in _NO_ACL_ERRNOS
+    return True
 
 
 def _times(atime: int | None, mtime: int, is_dir: bool) -> tuple[int, int]:
@@ -116,6 +127,12 @@ class _Applier(EntryReader):
         self.devices_skipped = 0
         self.plnk_dir: str | None = None
         self.plnk: dict = {}
+        # The owner a new inode gets, and the real directories in the tree where it gets just
+        # that and the exact mode it was made with (not setgid, no default ACL, umask 0): there
+        # a chown to this owner and a chmod to that mode change nothing and are not made.
+        self.creator = (os.geteuid(), os.getegid())
+        self.plain: set = set()
+        self._set_plain(dest, os.lstat(dest).st_mode, False)
 
     def run(self) -> None:
         """Apply every entry in order, then the directory times in tar order."""
@@ -174,6 +191,23 @@ class _Applier(EntryReader):
             holders.add(parent)
             parent = parent.rpartition("/")[0]
 
+    def _set_plain(self, path: str, mode: int, inherited: bool | None) -> None:
+        """Record whether new entries in the directory ``path`` get the creator's owner and their exact mode.
+
+        ``inherited`` is the parent's state for a directory this apply just made (it inherits the
+        parent's setgid bit and default ACL), None when its own ACL is not known, False to check it.
+        """
+        if mode & stat.S_ISGID or inherited is None:
+            plain = False
+        elif inherited:
+            plain = True
+        else:
+            plain = not _has_default_acl(path)
+        if plain:
+            self.plain.add(path)
+        else:
+            self.plain.discard(path)
+
     def _resolve(self, head: str, name: str, create: bool):
         """The real directory ``head`` (relative to the root) stands for, and its cache node.
 
@@ -205,6 +239,7 @@ class _Applier(EntryReader):
             candidate = path + "/" + part
             child = node.get(part)
             if child is None:
+                made = False
                 try:
                     mode = os.lstat(candidate).st_mode
                 except FileNotFoundError:
@@ -212,6 +247,7 @@ class _Applier(EntryReader):
                         return None
                     os.mkdir(candidate, 0o600)
                     mode = stat.S_IFDIR
+                    made = True
                 if stat.S_ISLNK(mode):
                     links += 1
                     if links > _MAX_SYMLINKS:
@@ -227,6 +263,7 @@ class _Applier(EntryReader):
                     raise errors.ArchiveError("cannot create entry %s: %s is not a directory"
                                               % (_quote(name), _quote(candidate[len(self.root) + 1:])))
                 child = node[part] = {}
+                self._set_plain(candidate, mode, (path in self.plain or None) if made else False)
             stack.append((candidate, child))
         return stack[-1]
 
@@ -278,9 +315,10 @@ class _Applier(EntryReader):
                     raise
                 self.xattr_errors.append("%s on %s (%s)" % (key, _quote(hdr.name), exc.strerror))
 
-    def _metadata(self, path: str, hdr: Header, owner: tuple, chmod: bool, times: bool) -> None:
+    def _metadata(self, path: str, hdr: Header, owner: tuple, chmod: bool, times: bool, chown: bool = True) -> None:
         """createTarFile's tail for entries without an open fd: lchown, xattrs, chmod, times."""
-        os.chown(path, owner[0], owner[1], follow_symlinks=False)
+        if chown:
+            os.chown(path, owner[0], owner[1], follow_symlinks=False)
         if hdr.xattrs:
             self._set_xattrs(path, hdr)
         if chmod:
@@ -303,15 +341,23 @@ class _Applier(EntryReader):
             return
         if kind == DIR:
             mode = hdr.mode & 0o7777
+            made = True
             try:
                 os.mkdir(path, mode)
             except FileExistsError:
-                if not stat.S_ISDIR(os.lstat(path).st_mode):
+                if stat.S_ISDIR(os.lstat(path).st_mode):
+                    made = False
+                else:
                     self._remove(path, node, base)
                     os.mkdir(path, mode)
             node.setdefault(base, {})
             self.fresh.discard(path)
-            self._metadata(path, hdr, self._owner(hdr), True, False)
+            owner = self._owner(hdr)
+            inherits = made and not hdr.xattrs and path.rpartition("/")[0] in self.plain
+            # mkdir(2) ignores the setuid and setgid bits of its mode: those need the chmod.
+            keep = inherits and owner == self.creator and not mode & _SETID_BITS
+            self._metadata(path, hdr, owner, not keep, False, not keep)
+            self._set_plain(path, mode, True if inherits else (None if hdr.xattrs else False))
             self.dirs.append((head + "/" + base if head else base, hdr.atime, hdr.mtime))
             return
         if kind == LNK:
@@ -323,7 +369,9 @@ class _Applier(EntryReader):
                 raise errors.UnsafePath("invalid symlink %s -> %s: it points outside of %s"
                                         % (_quote(hdr.name), _quote(hdr.linkname), _quote(self.root)))
             self._make(path, node, base, lambda: os.symlink(hdr.linkname, path))
-            self._metadata(path, hdr, self._owner(hdr), False, True)
+            owner = self._owner(hdr)
+            self._metadata(path, hdr, owner, False, True,
+                           owner != self.creator or bool(hdr.xattrs) or path.rpartition("/")[0] not in self.plain)
         elif kind in _DEVICE_BITS:
             if kind != FIFO and self.userns:
                 # Docker drops device nodes in a user namespace, after removing what was there.
@@ -354,11 +402,12 @@ class _Applier(EntryReader):
                     if not sent:
                         break
                     offset += sent
-            os.fchown(fd, owner[0], owner[1])
-            if hdr.xattrs:
-                self._set_xattrs(fd, hdr)
-            # chown cleared any setuid/setgid bits the create gave; this puts them back.
-            os.fchmod(fd, mode)
+            if owner != self.creator or hdr.xattrs or mode & _SETID_BITS or path.rpartition("/")[0] not in self.plain:
+                os.fchown(fd, owner[0], owner[1])
+                if hdr.xattrs:
+                    self._set_xattrs(fd, hdr)
+                # chown cleared any setuid/setgid bits the create gave; this puts them back.
+                os.fchmod(fd, mode)
             mtime = hdr.mtime
             if hdr.atime is None and 0 <= mtime <= _MAX_NS:
                 os.utime(fd, ns=(mtime, mtime))
@@ -428,6 +477,7 @@ class _Applier(EntryReader):
         if hdr.type != DIR:
             raise errors.ArchiveError("entry %s stands for the layer root but is not a directory" % _quote(hdr.name))
         self._metadata(self.root, hdr, self._owner(hdr), True, False)
+        self._set_plain(self.root, hdr.mode, None if hdr.xattrs else False)
         self.dirs.append((".", hdr.atime, hdr.mtime))
 
     def _set_dir_times(self, rel: str, atime: int | None, mtime: int) -> None:
