@@ -102,7 +102,10 @@ def facts_task(module):
 
 def image_info(path: str, image: str | None) -> dict:
     """overlay_image_info's work: the verified image and its layers; needs no driver home."""
-    found = imagearchive.read_image(path, image)
+    if os.path.isfile(path):
+        found = imagearchive.read_image_file(path, image)
+    else:
+        found = imagearchive.read_image(path, image)
     return {"changed": False, "image": found.info(), "layers": [dataclasses.asdict(layer) for layer in found.layers]}
 
 

@@ -187,7 +187,11 @@ elapsed:
   returned: always
   type: float
 dest:
-  description: The absolute path of the written image.
+  description:
+    - The absolute path of the written image.
+    - Because the result has a C(dest), Ansible adds its file attributes (C(state), C(mode), C(owner),
+      C(group), C(uid), C(gid), C(size)) to the result, as it does for M(ansible.builtin.copy); C(state)
+      there is the file type of RV(dest) (V(file) or V(directory)), not the O(state) option.
   returned: O(state=exported)
   type: str
 format:

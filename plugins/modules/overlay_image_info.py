@@ -11,13 +11,14 @@ module: overlay_image_info
 short_description: Read and verify an image archive, and list its layers with their chain ids
 version_added: 0.1.0
 description:
-  - Reads an image archive extracted into a directory on the managed host, in the C(docker save)
-    format (C(manifest.json), the image config, one tar per layer) or as an OCI image layout
+  - Reads an image archive on the managed host, extracted into a directory or as the archive tar
+    itself, in the C(docker save) format (C(manifest.json), the image config, one tar per layer) or as an OCI image layout
     (C(oci-layout), C(index.json), C(blobs/sha256/)), and selects one image of it.
   - Verifies the whole image before returning anything, so that nothing is imported from a corrupt
     archive. Each OCI blob must have the size and digest its descriptor gives, and the sha256 of each
     layer's uncompressed tar must be the image config's C(diff_id). A truncated layer fails too.
-    A failure names the layer, by position, C(diff_id) and path.
+    A failure names the layer by its position (C(layer 2 of 3)), its RV(layers[].index) (counted from
+    V(0), the base), its C(diff_id) and its path.
   - Layers may be plain tars or compressed with gzip or zstd (zstd needs the C(zstd) tool on the host,
     or Python 3.14).
   - Returns each layer's OCI chain id, in hex without C(sha256:), the id that M(graphdriver.overlay.overlay_layer)
@@ -37,7 +38,11 @@ attributes:
 options:
   path:
     description:
-      - The directory that holds the extracted archive, on the managed host.
+      - The directory that holds the extracted archive, or the archive tar itself (plain or compressed), on
+        the managed host.
+      - A tar is extracted into a scratch directory under the system's temporary directory (it needs as
+        much free space as the archive), read, and removed again; the layers' RV(layers[].path) are then
+        the names of their tars inside the archive.
       - When it holds both a C(manifest.json) and an OCI layout (as C(docker save) writes since
         Docker 25), C(manifest.json) is read, as C(docker load) does.
     type: path
@@ -55,8 +60,8 @@ options:
     type: str
 notes:
   - Needs Python 3.9 or newer with its standard library only on the managed host.
-  - The module does not extract archives; the C(graphdriver.overlay.image) role extracts a tar into a
-    scratch directory first.
+  - To import the layers of an archive tar, extract it first (the C(graphdriver.overlay.image) role does)
+    or use M(graphdriver.overlay.overlay_image) with O(graphdriver.overlay.overlay_image#module:source).
 seealso:
   - module: graphdriver.overlay.overlay_layer
   - module: graphdriver.overlay.overlay_facts
@@ -89,6 +94,11 @@ EXAMPLES = r"""
 - name: Show the chain ids of its layers, base first
   ansible.builtin.debug:
     msg: "{{ web_image.layers | map(attribute='chain_id') | list }}"
+
+- name: Check a docker save tar as it was copied to the host, without extracting it by hand
+  graphdriver.overlay.overlay_image_info:
+    path: /srv/images/app.tar
+  register: app_tar
 """
 
 RETURN = r"""
@@ -151,7 +161,9 @@ layers:
       type: str
       sample: f6deee8152ab788dbb285e5a7fee00526477ec3af3e1285caf91eb764ec7975d
     path:
-      description: The layer's tar (or blob) inside O(path), to give to M(graphdriver.overlay.overlay_layer) as C(diff).
+      description:
+        - The layer's tar (or blob) inside O(path), to give to M(graphdriver.overlay.overlay_layer) as C(diff).
+        - When O(path) is an archive tar, the name of that tar inside the archive.
       type: str
       sample: /srv/images/app/b9e5378bec032dc9bdb153e7bada24df0767fa8187dff4eaae2fb817f90748d3/layer.tar
     compression:
@@ -166,6 +178,11 @@ layers:
       description: The layer's media type in an OCI manifest; V(null) in a C(docker save) archive.
       type: str
       sample: application/vnd.oci.image.layer.v1.tar+gzip
+elapsed:
+  description: Seconds the module took, verification (and the extraction of an archive tar) included.
+  returned: always
+  type: float
+  sample: 0.84
 """
 
 from ansible.module_utils.basic import AnsibleModule

@@ -138,10 +138,52 @@ EXAMPLES = r"""
 
 RETURN = r"""
 path:
-  description: The merged dir of a container layer, or the root of an image layer.
+  description:
+    - The merged dir of a container layer, or the root of an image layer.
+    - Because the result has a C(path), Ansible adds that directory's file attributes to it (RV(state),
+      RV(mode), RV(owner), RV(group), RV(uid), RV(gid), RV(size)), as it does for M(ansible.builtin.file).
+      They describe the directory, not the layer; the module keeps C(path) because the collection's
+      contract names it, and reports the layer's own state in RV(mounted), RV(holders) and RV(refcount).
   returned: always
   type: str
   sample: /var/lib/graphdriver/overlay/web-1/merged
+state:
+  description:
+    - Added by Ansible, not by the module - the file type of RV(path) (V(directory)) when it exists.
+    - It is not the O(state) option; after O(state=unmounted) the merged dir is gone and this key is absent.
+  returned: when RV(path) exists
+  type: str
+  sample: directory
+mode:
+  description: Added by Ansible - the permission bits of RV(path), in octal.
+  returned: when RV(path) exists
+  type: str
+  sample: "0755"
+owner:
+  description: Added by Ansible - the owner of RV(path).
+  returned: when RV(path) exists
+  type: str
+  sample: root
+group:
+  description: Added by Ansible - the group of RV(path).
+  returned: when RV(path) exists
+  type: str
+  sample: root
+uid:
+  description: Added by Ansible - the owner's uid of RV(path).
+  returned: when RV(path) exists
+  type: int
+  sample: 0
+gid:
+  description: Added by Ansible - the group's gid of RV(path).
+  returned: when RV(path) exists
+  type: int
+  sample: 0
+size:
+  description: Added by Ansible - the size of the directory entry RV(path) in bytes, not the size of the layer.
+  returned: when RV(path) exists
+  type: int
+  sample: 4096
 mounted:
   description: Whether the kernel has the overlay mounted on RV(path) after the run; always V(false) for an image layer.
   returned: always

@@ -182,8 +182,8 @@ def open_diff(path: str, name_file: bool = True):
             kind = detect_compression(head)
             if kind == "none":
                 _require_tar_start(head, path)
-            with _decompressed(raw, kind, path) as stream:
-                yield stream
+            with contextlib.ExitStack() as stack:
+                yield stack.enter_context(_decompressed(raw, kind, path))
     except errors.ArchiveError as exc:
         if not name_file or path in exc.message:
             raise

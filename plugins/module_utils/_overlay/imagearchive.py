@@ -33,8 +33,9 @@ import platform
 import re
 import shutil
 import tarfile
+import tempfile
 import zlib
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, fsutil, tarheader
 
@@ -191,10 +192,14 @@ def unpack_archive(path: str, dest: str) -> None:
                     raise errors.ArchiveError("image archive %s: the entry %r leads outside of the archive" % (path, member.name))
                 target = os.path.join(dest, name)
                 os.makedirs(os.path.dirname(target), exist_ok=True)
+                # An earlier entry may have made a parent a symlink: nothing is written through one.
+                if os.path.dirname(name):
+                    _inside(dest, os.path.dirname(name), "image archive %s, entry %r" % (path, member.name))
                 if member.isdir():
                     os.makedirs(target, exist_ok=True)
                 elif member.isfile():
-                    with archive.extractfile(member) as source, open(target, "wb") as out:
+                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+                    with archive.extractfile(member) as source, os.fdopen(fd, "wb") as out:
                         shutil.copyfileobj(source, out, 1 << 20)
                 elif member.issym():
                     os.symlink(member.linkname, target)
@@ -209,13 +214,26 @@ def unpack_archive(path: str, dest: str) -> None:
         raise errors.ArchiveError("image archive %s: cannot extract it: %s: %s" % (path, exc.filename or dest, exc.strerror)) from None
 
 
+def read_image_file(path: str, image: str | None = None) -> Image:
+    """``read_image`` of an archive tar: extracted into a scratch dir that is removed again.
+
+    The layers' ``path`` are then the names of their tars inside the archive.
+    """
+    with tempfile.TemporaryDirectory(prefix="graphdriver-image-info.") as scratch:
+        unpack_archive(path, scratch)
+        found = read_image(scratch, image)
+        root = os.path.realpath(scratch)
+        layers = [replace(layer, path=os.path.relpath(layer.path, root)) for layer in found.layers]
+    return replace(found, layers=layers)
+
+
 def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> Layer:
     """Check a layer's blob against its OCI descriptor (when there is one) and its tar against the diff_id.
 
     Returns the layer with its compression and size filled in; raises ArchiveError naming the
     layer (position, diff_id and path) and what is wrong.
     """
-    where = "layer %d of %d (diff_id %s, %s)" % (layer.index + 1, count, layer.diff_id, layer.path)
+    where = "layer %d of %d (index %d, diff_id %s, %s)" % (layer.index + 1, count, layer.index, layer.diff_id, layer.path)
     try:
         size = os.stat(layer.path).st_size
         with open(layer.path, "rb") as handle:
@@ -371,16 +389,17 @@ def _oci_image(root: str, entry: dict, position: int) -> tuple:
     config_path = _blob(root, config, where + ", config")
     config, diff_ids = _diff_ids(root, config_path, len(layers))
     specs = []
-    for number, layer in enumerate(layers, 1):
+    for index, layer in enumerate(layers):
+        number = "layer %d of %d (index %d)" % (index + 1, len(layers), index)
         media_type = layer.get("mediaType")
         if media_type not in _LAYER_TYPES:
-            raise errors.ArchiveError("%s: layer %d has the media type %r, which is not a tar layer (plain, gzip or zstd)"
+            raise errors.ArchiveError("%s: %s has the media type %r, which is not a tar layer (plain, gzip or zstd)"
                                       % (where, number, media_type))
-        algorithm, hexdigest = parse_digest(layer.get("digest"), "%s: layer %d" % (where, number))
+        algorithm, hexdigest = parse_digest(layer.get("digest"), "%s: %s" % (where, number))
         path = _inside(root, "blobs/%s/%s" % (algorithm, hexdigest), where)
         if not os.path.exists(path):
-            raise errors.ArchiveError("%s: layer %d (%s) is missing: no blob %s%s" % (
-                where, number, diff_ids[number - 1], path,
+            raise errors.ArchiveError("%s: %s (%s) is missing: no blob %s%s" % (
+                where, number, diff_ids[index], path,
                 " (a foreign layer, which archives leave out)" if "foreign" in media_type or layer.get("urls") else ""))
         specs.append((path, media_type, layer))
     return config_path, config, diff_ids, specs

@@ -247,7 +247,7 @@ def _changed_config_count(root):
 
 BAD_CASES = [
     ("docker: layer content changed", "docker", lambda root: flip_content(docker_layer(root, BASE)),
-     r"layer 1 of 2 \(diff_id sha256:%s, .*/layer.tar\): digest mismatch" % sha(BASE)),
+     r"layer 1 of 2 \(index 0, diff_id sha256:%s, .*/layer.tar\): digest mismatch" % sha(BASE)),
     ("docker: plain layer cut inside an entry", "docker", lambda root: truncate(docker_layer(root, BASE), 1024),
      r"layer 1 of 2 .*truncated or corrupt: the tar ends inside entry 'bin/sh'"),
     ("docker: plain layer cut inside a header", "docker", lambda root: truncate(docker_layer(root, APP), 100),
@@ -297,7 +297,7 @@ def test_diff_id_is_checked_even_when_the_oci_blob_matches_its_manifest(tmp_path
     manifest["layers"][1] = blob(root, forged, OCI_MEDIA["none"])
     index["manifests"][0] = blob(root, json.dumps(manifest).encode(), "application/vnd.oci.image.manifest.v1+json")
     write(os.path.join(root, "index.json"), json.dumps(index).encode())
-    with pytest.raises(errors.ArchiveError, match=r"layer 2 of 2 \(diff_id sha256:%s.*the image config's diff_id" % sha(APP)):
+    with pytest.raises(errors.ArchiveError, match=r"layer 2 of 2 \(index 1, diff_id sha256:%s.*the image config's diff_id" % sha(APP)):
         imagearchive.read_image(root)
 
 
@@ -336,3 +336,40 @@ def test_unknown_layer_media_type_is_refused(tmp_path):
     write(os.path.join(root, "index.json"), json.dumps(index).encode())
     with pytest.raises(errors.ArchiveError, match="media type 'application/vnd.example.weird'"):
         imagearchive.read_image(root)
+
+
+def _tar_of(directory, dest):
+    with tarfile.open(dest, "w") as archive:
+        for name in sorted(os.listdir(directory)):
+            archive.add(os.path.join(directory, name), arcname=name)
+    return dest
+
+
+@pytest.mark.parametrize("layout", ["docker", "oci"])
+def test_an_archive_tar_reads_as_its_extracted_directory(tmp_path, layout):
+    root = build_two_images(tmp_path / "extracted", layout, "none")
+    from_dir = imagearchive.read_image(root, "b:1")
+    from_tar = imagearchive.read_image_file(_tar_of(root, str(tmp_path / "image.tar")), "b:1")
+    assert [layer.chain_id for layer in from_tar.layers] == [layer.chain_id for layer in from_dir.layers]
+    assert [layer.index for layer in from_tar.layers] == [0, 1]
+    assert [layer.path for layer in from_tar.layers] == [os.path.relpath(layer.path, os.path.realpath(root)) for layer in from_dir.layers]
+    assert from_tar.config_digest == from_dir.config_digest
+    assert sorted(os.listdir(tmp_path)) == ["extracted", "image.tar"], "the scratch extraction is removed"
+
+
+def test_an_archive_tar_never_writes_through_a_symlink_it_holds(tmp_path):
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    archive_path = str(tmp_path / "evil.tar")
+    with tarfile.open(archive_path, "w") as archive:
+        link = tarfile.TarInfo("blobs")
+        link.type = tarfile.SYMTYPE
+        link.linkname = str(outside)
+        archive.addfile(link)
+        data = b"overwritten"
+        member = tarfile.TarInfo("blobs/planted")
+        member.size = len(data)
+        archive.addfile(member, io.BytesIO(data))
+    with pytest.raises(errors.ArchiveError, match=r"evil\.tar, entry 'blobs/planted'.*leads outside of the archive"):
+        imagearchive.read_image_file(archive_path)
+    assert os.listdir(outside) == [], "nothing may be written outside the scratch dir"

@@ -219,7 +219,7 @@ MESSAGES = [
      r"^holders file " + H + r"/\.graphdriver/holders/c1\.json: \"holders\" is not a list of non-empty strings"),
     ("image archive missing", _image_info_missing, errors.ArchiveError,
      "^image archive " + F + r"/no-such-image does not exist: give the directory where the docker save or OCI archive was extracted$"),
-    ("image archive is a file", _image_info_file, errors.ArchiveError, "^image archive " + F + r"/image\.tar is not a directory: extract the archive first"),
+    ("image archive file is no tar", _image_info_file, errors.ArchiveError, "^image archive " + F + r"/image\.tar: not a readable tar: "),
     ("not root", _not_root, errors.NotSupported, r"^overlay_layer must be run as root \(it runs as uid 65534\): use become: true on the task or the play$"),
 ]
 
