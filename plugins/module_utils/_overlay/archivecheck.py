@@ -25,7 +25,7 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay impor
 
 _DIGEST = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
 _HEX_LENGTH = {"sha256": 64, "sha512": 128}
-# Go's tar reader gives these entry types no data section, whatever their size field says.
+
 
 def parse_digest(value, what: str) -> tuple:
     """``(algorithm, hex)`` of a ``sha256:<hex>`` or ``sha512:<hex>`` digest; ArchiveError naming ``what`` otherwise."""
@@ -183,7 +183,6 @@ def inside(root: str, name: str, where: str) -> str:
     if not isinstance(name, str) or os.path.isabs(name) or not os.path.realpath(os.path.join(root, name)).startswith(root + os.sep):
         raise errors.ArchiveError("%s: the path %r leads outside of the archive" % (where, name))
     return os.path.realpath(os.path.join(root, name))
-
 
 
 def file_hash(path: str, algorithm: str) -> str:
