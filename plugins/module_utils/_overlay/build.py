@@ -129,3 +129,15 @@ class Builder:
         if old:
             fsutil.remove_tree(old)
         return applied
+
+    @staticmethod
+    def drop_container_parts(path: str) -> None:
+        """Remove the container parts a layer made by Create kept beside the root ApplyDiff gave it."""
+        for name in layout.CONTAINER_PARTS:
+            target = os.path.join(path, name)
+            if os.path.isdir(target) and not os.path.islink(target):
+                with contextlib.suppress(OSError):
+                    fsutil.remove_tree(target)
+            else:
+                with contextlib.suppress(OSError):
+                    os.unlink(target)

@@ -27,34 +27,14 @@ from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.build
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.diffs import Diffs
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.inventory import Inventory
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import ID_PATTERN, TMPROOT_PREFIX, validate_id
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mounts import API_HOLDER_PREFIX, Mounts
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.mounts import API_HOLDER_PREFIX, Mounts, PersistedMounts
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.recovery import Recovery
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.rules import Rules, check_storage_opt, parse_driver_options
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import StateStore
 
-__all__ = ["Driver", "ID_PATTERN", "TMPROOT_PREFIX", "check_storage_opt", "parse_driver_options", "selinux_enabled", "validate_id"]
+__all__ = ["Driver", "ID_PATTERN", "TMPROOT_PREFIX", "validate_id"]
 
-STORAGE_OPT_UNSUPPORTED = "--storage-opt is not supported for overlay"
 _APPLY_HOLDER = "docker-api-apply"
-
-
-def parse_driver_options(options) -> None:
-    """Docker's parseOptions: every item must be key=value, and overlay accepts no key at all."""
-    for option in options or ():
-        if "=" not in option:
-            raise errors.InvalidArgument("Unable to parse key/value option: %s" % option)
-        key = option.split("=", 1)[0].strip().lower()
-        raise errors.InvalidArgument("overlay: unknown option %s" % key)
-
-
-def check_storage_opt(storage_opt) -> None:
-    """Docker's overlay refuses every storage option."""
-    if storage_opt:
-        raise errors.InvalidArgument(STORAGE_OPT_UNSUPPORTED)
-
-
-def selinux_enabled() -> bool:
-    """True when the kernel runs SELinux, so a mount label means something."""
-    return os.path.exists("/sys/fs/selinux/enforce")
 
 
 class Driver:
@@ -75,8 +55,9 @@ class Driver:
         self.recovery = Recovery(self.layout, self.store)
         # The host's unit dir and systemctl unless a test points them elsewhere.
         self.units = systemd.UnitFiles() if units is None else units
-        self.systemd_run_dir = systemd_run_dir
         self.inventory = Inventory(self.layout, self.store, self.mounts, self.recovery, self.units)
+        self.rules = Rules(self.home, self.layout, self.store, self.inventory, self.warn)
+        self.persisted = PersistedMounts(self.layout, self.store, self.mounts, self.rules, self.units, systemd_run_dir)
         self.builder = Builder(self.layout, self.mounts, self.idmap, self.warn)
         self._diffs = Diffs(self.layout, self.idmap, self)
         self.warnings: list[str] = []
@@ -123,14 +104,6 @@ class Driver:
         """The ids of every layer under home, ours and Docker's, sorted."""
         return self.layout.list_layers()
 
-    def parent_of(self, layer_id: str) -> str | None:
-        """The recorded parent, or None (base layers, and layers Docker made)."""
-        return self.inventory.parent_of(layer_id)
-
-    def children(self, layer_id: str) -> list[str]:
-        """Ids of the layers that name this one as parent or lower."""
-        return self.inventory.children(layer_id)
-
     def layer_record(self, layer_id: str, sizes: bool = False, mounts=None, links=None) -> dict:
         """The public record of one layer (interface.md): kind, metadata, holders, digests, children."""
         self.require(layer_id)
@@ -150,69 +123,8 @@ class Driver:
         return found
 
     def require(self, layer_id: str) -> str:
-        """The layer's dir; LayerNotFound when nothing is there."""
-        validate_id(layer_id)
-        path = self.dir(layer_id)
-        if not os.path.lexists(path):
-            raise errors.LayerNotFound("layer %s does not exist (looked for %s)" % (layer_id, path), path=path, layer_id=layer_id)
-        self.require_layer(layer_id)
-        linked = layout.symlinked_parts(path)
-        if linked:
-            # Removal stays possible (it unlinks, never follows); everything else would reach out of home.
-            raise errors.CorruptState(layout.symlinks_message(layer_id, linked), path=linked[0], layer_id=layer_id, fix=errors.FIX_RECREATE)
-        return path
-
-    def require_parent(self, parent: str | None) -> None:
-        """LayerNotFound when the parent is missing; NotALayer or CorruptState when it is not a sound layer."""
-        if parent is None:
-            return
-        if not os.path.lexists(self.dir(parent)):
-            raise errors.LayerNotFound("parent layer %s does not exist" % parent, path=self.dir(parent), layer_id=parent)
-        self.require(parent)
-
-    # -- rules the plans check before anything runs, and the operations again under the lock
-
-    def require_supported(self) -> probe.SupportReport:
-        """Docker's Init checks, without creating anything; NotSupported on a host that cannot run overlay."""
-        report = self.support(test_mount=False)
-        if not report.supported:
-            raise errors.NotSupported("overlay cannot run at %s: %s" % (self.home, report.reason), path=self.home)
-        return report
-
-    def removal_blockers(self, layer_id: str) -> None:
-        """Refuse to remove a layer that has holders or dependent layers (Remove without force)."""
-        holders = self.store.holders(layer_id)
-        if holders:
-            raise errors.LayerBusy("layer %s is mounted (holders: %s)" % (layer_id, ", ".join(holders)), layer_id=layer_id,
-                                   fix=errors.FIX_RELEASE)
-        children = self.children(layer_id)
-        if children:
-            raise errors.LayerBusy("layer %s has dependent layers: %s" % (layer_id, ", ".join(children)), layer_id=layer_id,
-                                   fix=errors.FIX_DEPENDENTS)
-
-    def require_layer(self, layer_id: str) -> str:
-        """The kind of what is at the id's path; NotALayer when it is something else (a volume, a file)."""
-        found = self.layout.kind(layer_id)
-        if found is None:
-            path = self.dir(layer_id)
-            raise errors.NotALayer(layout.not_a_layer_message(self.home, path), path=path, layer_id=layer_id)
-        return found
-
-    def export_target(self, layer_id: str, dest: str) -> str:
-        """The absolute export path; InvalidArgument when its directory does not exist."""
-        dest = os.path.abspath(dest)
-        directory = os.path.dirname(dest)
-        if not os.path.isdir(directory):
-            raise errors.InvalidArgument("cannot export layer %s to %s: the directory %s does not exist" % (layer_id, dest, directory),
-                                         path=directory, layer_id=layer_id)
-        return dest
-
-    def mount_label(self, label: str) -> str:
-        """The label to mount with: none, with a warning, on a host without SELinux."""
-        if label and not selinux_enabled():
-            self.warn("mount_label %r ignored: SELinux is not enabled on this host" % label)
-            return ""
-        return label
+        """The layer's dir (rules.Rules.require); Diffs reaches it here with Get and Put."""
+        return self.rules.require(layer_id)
 
     # -- Init, Status, GetMetadata, Cleanup ------------------------------------------
 
@@ -222,7 +134,7 @@ class Driver:
 
     def init(self) -> probe.SupportReport:
         """Docker's Init: refuse an unsupported host, then create home (0700, remapped root)."""
-        report = self.require_supported()
+        report = self.rules.require_supported()
         for message in report.warnings:
             self.warn(message)
         uid, gid = self.idmap.root_pair()
@@ -261,18 +173,18 @@ class Driver:
         if parent is not None:
             validate_id(parent, "parent layer id")
         check_storage_opt(storage_opt)
-        self.require_parent(parent)
+        self.rules.require_parent(parent)
         self.init()
         with self.store.layer_lock(layer_id):
             cleared = self.recovery.clear(layer_id)
             if os.path.lexists(self.dir(layer_id)):
                 raise errors.LayerConflict("layer %s already exists" % layer_id, path=self.dir(layer_id), layer_id=layer_id)
-            self.require_parent(parent)
+            self.rules.require_parent(parent)
             # The parent's lock keeps it from being removed while the child is built on it.
             # Creates cannot wait on each other in a cycle: each checked, under its own lock,
             # that its id is free and its parent exists before waiting for the parent's lock.
             with self.store.layer_lock(parent) if parent is not None else contextlib.nullcontext():
-                self.require_parent(parent)
+                self.rules.require_parent(parent)
                 result = self._create_locked(layer_id, parent, diff_path if diff_stream is None else diff_stream)
         # Only what this call found and cleared under the lock: another process's staging
         # dir seen from outside the lock is work in progress, not a leftover.
@@ -326,7 +238,7 @@ class Driver:
             if source is not None:
                 applied = self.builder.apply_beside(layer_id, source, stream, lambda: self.store.clear_pending(layer_id))
                 if source == parent_root:
-                    self._drop_container_parts(path)
+                    self.builder.drop_container_parts(path)
             else:
                 merged = self.mounts.mount_locked(layer_id, _APPLY_HOLDER, "")
                 try:
@@ -339,17 +251,6 @@ class Driver:
             self.store.clear_pending(layer_id)
         return applied.size
 
-    @staticmethod
-    def _drop_container_parts(path: str) -> None:
-        for name in layout.CONTAINER_PARTS:
-            target = os.path.join(path, name)
-            if os.path.isdir(target) and not os.path.islink(target):
-                with contextlib.suppress(OSError):
-                    fsutil.remove_tree(target)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(target)
-
     def clear_leftovers(self, layer_id: str) -> bool:
         """Clear, under the lock, what an interrupted operation left for the id; whether there was anything."""
         validate_id(layer_id)
@@ -357,22 +258,6 @@ class Driver:
             return False
         with self.store.layer_lock(layer_id):
             return self.recovery.clear(layer_id)
-
-    def clear_stale_merged(self, layer_id: str) -> bool:
-        """Remove a container layer's empty ``merged/`` that has no mount and no holders (what a lazy unmount left); whether it did."""
-        validate_id(layer_id)
-        with self.store.layer_lock(layer_id):
-            merged = self.layout.merged(layer_id)
-            if self.layout.kind(layer_id) != layout.CONTAINER or self.store.holders(layer_id):
-                return False
-            if kernel.mounts_at_or_below(kernel.read_mountinfo(), merged):
-                return False
-            try:
-                os.rmdir(merged)
-            except OSError:
-                # Gone, or no longer empty: in use again, or written to by hand; left alone.
-                return False
-        return True
 
     def remove(self, layer_id: str, force: bool = True) -> bool:
         """Remove a layer; False when it did not exist.
@@ -388,9 +273,9 @@ class Driver:
             cleared = self.recovery.clear(layer_id)
             if not os.path.lexists(self.dir(layer_id)):
                 return cleared
-            self.require_layer(layer_id)
+            self.rules.require_layer(layer_id)
             if not force:
-                self.removal_blockers(layer_id)
+                self.rules.removal_blockers(layer_id)
             self.recovery.discard(layer_id)
         return True
 
@@ -400,7 +285,7 @@ class Driver:
         """Add a holder and mount the overlay if it is not mounted; image layers need no mount."""
         validate_id(holder, "holder name")
         path = self.require(layer_id)
-        mount_label = self.mount_label(mount_label)
+        mount_label = self.rules.mount_label(mount_label)
         with self.store.layer_lock(layer_id):
             if self.recovery.clear(layer_id) and not os.path.lexists(path):
                 raise errors.LayerNotFound("layer %s does not exist (an interrupted operation left it incomplete)" % layer_id,
@@ -421,7 +306,7 @@ class Driver:
         validate_id(layer_id)
         if not os.path.lexists(self.dir(layer_id)):
             return {"changed": False, "path": self.layout.merged(layer_id)}
-        self.require_layer(layer_id)
+        self.rules.require_layer(layer_id)
         with self.store.layer_lock(layer_id):
             if self.is_image(layer_id):
                 return {"changed": False, "path": self.layout.root(layer_id)}
@@ -430,50 +315,14 @@ class Driver:
 
     def remount(self, layer_id: str, mount_label: str = "") -> bool:
         """Replace a live overlay whose lowerdir, upperdir or workdir are not the layer's; whether it did."""
-        mount_label = self.mount_label(mount_label)
+        mount_label = self.rules.mount_label(mount_label)
         with self.store.layer_lock(layer_id):
-            self.require_layer(layer_id)
+            self.rules.require_layer(layer_id)
             return self.mounts.remount_locked(layer_id, mount_label)
 
     def drift(self, layer_id: str, mounts=None) -> list[dict]:
         """The differences between the live overlay on the merged dir and the layer's dirs (mountspec.overlay_drift)."""
         return self.mounts.drift(layer_id, mounts)
-
-    # -- persisted mounts: systemd mount units ---------------------------------------
-
-    def systemd_is_init(self) -> bool:
-        """True when systemd is this host's init, so mount units mean something."""
-        return systemd.systemd_is_init(self.systemd_run_dir)
-
-    def require_systemd(self) -> None:
-        """Refuse ``persist`` on a host whose init is not systemd, before anything is mounted."""
-        systemd.require_systemd(self.systemd_run_dir)
-
-    def unit_name(self, layer_id: str) -> str:
-        """The name of the mount unit for the layer's merged dir."""
-        return systemd.unit_name_for(self.layout.merged(layer_id))
-
-    def mount_unit(self, layer_id: str, mount_label: str) -> tuple[str, str]:
-        """The mount unit's name and text: the overlay exactly as mount_overlay mounts it."""
-        lower, upper, work = self.mounts.overlay_dirs(layer_id)
-        merged = self.layout.merged(layer_id)
-        text = systemd.render_mount_unit("overlay", merged, "overlay", kernel.overlay_mount_data(lower, upper, work, mount_label),
-                                         "graphdriver.overlay layer %s" % layer_id, [lower, upper, work])
-        return systemd.unit_name_for(merged), text
-
-    def install_unit(self, layer_id: str, mount_label: str = "") -> bool:
-        """Write and enable the layer's mount unit (reload and enable only when it changed); whether anything changed."""
-        mount_label = self.mount_label(mount_label)
-        self.require_systemd()
-        with self.store.layer_lock(layer_id):
-            self.require_layer(layer_id)
-            return self.units.install(*self.mount_unit(layer_id, mount_label))
-
-    def remove_unit(self, layer_id: str) -> bool:
-        """Disable and remove the layer's mount unit; whether there was one."""
-        validate_id(layer_id)
-        with self.store.layer_lock(layer_id):
-            return self.units.uninstall(self.unit_name(layer_id))
 
     # Docker's Get/Put: a per-process count backed by one persisted holder per process.
 
@@ -522,4 +371,4 @@ class Driver:
 
     def export(self, layer_id: str, parent: str | None, dest: str) -> dict:
         """Write the diff to ``dest`` atomically; ``changed`` is False when dest already had these bytes."""
-        return self._diffs.export(layer_id, parent, self.export_target(layer_id, dest))
+        return self._diffs.export(layer_id, parent, self.rules.export_target(layer_id, dest))

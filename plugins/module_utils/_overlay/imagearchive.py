@@ -25,23 +25,15 @@ images that share base layers share them on disk.
 from __future__ import annotations
 
 import hashlib
-import errno
 import json
-import lzma
 import os
 import platform
-import re
-import shutil
-import tarfile
 import tempfile
-import zlib
 from dataclasses import asdict, dataclass, replace
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, fsutil, tarheader
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import archivecheck, errors
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.archivecheck import parse_digest, unpack_archive, verify_layer
 
-_DIGEST = re.compile(r"^(sha256|sha512):([a-f0-9]+)$")
-_HEX_LENGTH = {"sha256": 64, "sha512": 128}
-# Go's tar reader gives these entry types no data section, whatever their size field says.
 _INDEX_TYPES = frozenset((
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
@@ -130,14 +122,6 @@ def _normal_name(name: str) -> str:
     return name
 
 
-def parse_digest(value, what: str) -> tuple:
-    """``(algorithm, hex)`` of a ``sha256:<hex>`` or ``sha512:<hex>`` digest; ArchiveError naming ``what`` otherwise."""
-    match = _DIGEST.match(value) if isinstance(value, str) else None
-    if match is None or len(match.group(2)) != _HEX_LENGTH[match.group(1)]:
-        raise errors.ArchiveError("%s: %r is not a sha256 or sha512 digest" % (what, value))
-    return match.group(1), match.group(2)
-
-
 def read_image(root: str, image: str | None = None, verify: bool = True) -> Image:
     """Select an image of the archive extracted in ``root`` (the first unless ``image`` names one) and verify it.
 
@@ -167,51 +151,13 @@ def read_image(root: str, image: str | None = None, verify: bool = True) -> Imag
         config_path, config, diff_ids, layer_specs = _docker_image(root, chosen.entry, position)
     else:
         config_path, config, diff_ids, layer_specs = _oci_image(root, chosen.entry, position)
-    config_digest = "sha256:" + _file_hash(config_path, "sha256")
+    config_digest = "sha256:" + archivecheck.file_hash(config_path, "sha256")
     layers = [Layer(index, diff_id, chain_id, spec[0], "none", 0, spec[1])
               for index, (diff_id, chain_id, spec) in enumerate(zip(diff_ids, chain_ids(diff_ids), layer_specs))]
     if verify:
         layers = [verify_layer(layer, len(layers), layer_specs[layer.index][2]) for layer in layers]
     return Image(fmt, position, len(candidates), chosen.names[0] if chosen.names else None, list(chosen.names),
                  config_digest, config.get("architecture"), config.get("os"), layers)
-
-
-def unpack_archive(path: str, dest: str) -> None:
-    """Extract the image archive tar ``path`` into the empty dir ``dest``: dirs, files and links, every name inside ``dest``.
-
-    A symlink is made as it is written; ``read_image`` refuses any path that resolves outside.
-    """
-    dest = os.path.realpath(dest)
-    try:
-        with tarfile.open(path, "r:*") as archive:
-            for member in archive:
-                name = os.path.normpath(member.name.lstrip("/"))
-                if name == ".":
-                    continue
-                if name.startswith(".." + os.sep) or name == "..":
-                    raise errors.ArchiveError("image archive %s: the entry %r leads outside of the archive" % (path, member.name))
-                target = os.path.join(dest, name)
-                os.makedirs(os.path.dirname(target), exist_ok=True)
-                # An earlier entry may have made a parent a symlink: nothing is written through one.
-                if os.path.dirname(name):
-                    _inside(dest, os.path.dirname(name), "image archive %s, entry %r" % (path, member.name))
-                if member.isdir():
-                    os.makedirs(target, exist_ok=True)
-                elif member.isfile():
-                    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-                    with archive.extractfile(member) as source, os.fdopen(fd, "wb") as out:
-                        shutil.copyfileobj(source, out, 1 << 20)
-                elif member.issym():
-                    os.symlink(member.linkname, target)
-                elif member.islnk():
-                    os.link(_inside(dest, os.path.normpath(member.linkname.lstrip("/")), "image archive %s" % path), target)
-                else:
-                    raise errors.ArchiveError("image archive %s: the entry %r is neither a file, a directory nor a link"
-                                              % (path, member.name))
-    except (tarfile.TarError, EOFError) as exc:
-        raise errors.ArchiveError("image archive %s: not a readable tar: %s" % (path, exc)) from None
-    except OSError as exc:
-        raise errors.ArchiveError("image archive %s: cannot extract it: %s: %s" % (path, exc.filename or dest, exc.strerror)) from None
 
 
 def read_image_file(path: str, image: str | None = None) -> Image:
@@ -225,111 +171,6 @@ def read_image_file(path: str, image: str | None = None) -> Image:
         root = os.path.realpath(scratch)
         layers = [replace(layer, path=os.path.relpath(layer.path, root)) for layer in found.layers]
     return replace(found, layers=layers)
-
-
-def verify_layer(layer: Layer, count: int, descriptor: dict | None = None) -> Layer:
-    """Check a layer's blob against its OCI descriptor (when there is one) and its tar against the diff_id.
-
-    Returns the layer with its compression and size filled in; raises ArchiveError naming the
-    layer (position, diff_id and path) and what is wrong.
-    """
-    where = "layer %d of %d (index %d, diff_id %s, %s)" % (layer.index + 1, count, layer.index, layer.diff_id, layer.path)
-    try:
-        size = os.stat(layer.path).st_size
-        with open(layer.path, "rb") as handle:
-            compression = decompress.detect_compression(handle.read(8))
-    except OSError as exc:
-        raise errors.ArchiveError("%s: cannot read it: %s" % (where, exc.strerror)) from None
-    if descriptor is not None:
-        algorithm, expected = parse_digest(descriptor.get("digest"), where)
-        if isinstance(descriptor.get("size"), int) and size != descriptor["size"]:
-            raise errors.ArchiveError("%s: truncated or corrupt: the blob has %d bytes, its manifest says %d"
-                                      % (where, size, descriptor["size"]))
-        actual = _file_hash(layer.path, algorithm)
-        if actual != expected:
-            raise errors.ArchiveError("%s: digest mismatch: the blob's digest is %s:%s, its manifest says %s:%s"
-                                      % (where, algorithm, actual, algorithm, expected))
-    try:
-        with decompress.open_diff(layer.path, name_file=False) as stream:
-            checker = _TarChecker(stream)
-            digest = decompress.digest_stream(checker)[0]
-            checker.finish()
-    except errors.ArchiveError as exc:
-        raise errors.ArchiveError("%s: truncated or corrupt: %s" % (where, exc)) from None
-    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-        raise errors.ArchiveError("%s: truncated or corrupt: cannot decompress it: %s" % (where, exc)) from None
-    if digest != layer.diff_id:
-        raise errors.ArchiveError("%s: digest mismatch: the uncompressed tar's digest is %s, the image config's diff_id is %s"
-                                  % (where, digest, layer.diff_id))
-    return Layer(layer.index, layer.diff_id, layer.chain_id, layer.path, compression, size, layer.media_type)
-
-
-class _TarChecker:
-    """A stream wrapper that walks the tar headers of what passes through it.
-
-    Feeding ``decompress.digest_stream`` through it checks the tar's structure in the same pass
-    that hashes it: a stream that ends inside a header or inside an entry's data raises.
-    """
-
-    def __init__(self, stream) -> None:
-        self._stream = stream
-        self._header = bytearray()
-        self._skip = 0
-        self._pending = 0
-        self._extension = False
-        self._ended = False
-        self._entry = ""
-        self._offset = 0
-
-    def readinto(self, view) -> int:
-        """Read into ``view`` from the wrapped stream and walk what came."""
-        count = self._stream.readinto(view)
-        if count:
-            self._feed(memoryview(view)[:count])
-        return count
-
-    def _feed(self, data) -> None:
-        pos = 0
-        while pos < len(data) and not self._ended:
-            if self._skip:
-                take = min(self._skip, len(data) - pos)
-                self._skip -= take
-                pos += take
-                continue
-            take = min(tarheader.BLOCK - len(self._header), len(data) - pos)
-            self._header += data[pos:pos + take]
-            pos += take
-            if len(self._header) == tarheader.BLOCK:
-                self._block(bytes(self._header))
-                self._header.clear()
-        self._offset += len(data)
-
-    def _block(self, block: bytes) -> None:
-        if self._extension:
-            # A GNU sparse header's extension block: byte 504 says whether another follows.
-            self._extension = bool(block[504])
-            if not self._extension:
-                self._skip = self._pending
-            return
-        if block == tarheader.ZERO_BLOCK:
-            self._ended = True
-            return
-        if not tarheader.checksum_ok(block):
-            raise errors.ArchiveError("not a valid tar: a damaged header after entry %r" % self._entry)
-        self._entry = block[:100].split(b"\0", 1)[0].decode("utf-8", "replace")
-        kind = block[156]
-        size = tarheader.data_size(block)
-        self._pending = -(-size // tarheader.BLOCK) * tarheader.BLOCK
-        if kind == tarheader.GNU_SPARSE and block[482]:
-            self._extension = True
-        else:
-            self._skip = self._pending
-
-    def finish(self) -> None:
-        """Raise when the stream ended inside a header or an entry."""
-        if self._header or self._skip or self._extension:
-            raise errors.ArchiveError("the tar ends inside %s" % (
-                "entry %r" % self._entry if self._skip else "a header after entry %r" % self._entry))
 
 
 def _select(root: str, candidates: list, image: str | None) -> int:
@@ -358,9 +199,9 @@ def _docker_image(root: str, entry: dict, position: int) -> tuple:
     where = "image %d in %s" % (position, os.path.join(root, "manifest.json"))
     if not isinstance(entry.get("Config"), str) or not isinstance(entry.get("Layers"), list):
         raise errors.ArchiveError("%s: it needs Config (a file name) and Layers (a list)" % where)
-    config_path = _inside(root, entry["Config"], where)
+    config_path = archivecheck.inside(root, entry["Config"], where)
     config, diff_ids = _diff_ids(root, config_path, len(entry["Layers"]))
-    return config_path, config, diff_ids, [(_inside(root, layer, where), None, None) for layer in entry["Layers"]]
+    return config_path, config, diff_ids, [(archivecheck.inside(root, layer, where), None, None) for layer in entry["Layers"]]
 
 
 def _oci_candidates(root: str) -> list:
@@ -396,7 +237,7 @@ def _oci_image(root: str, entry: dict, position: int) -> tuple:
             raise errors.ArchiveError("%s: %s has the media type %r, which is not a tar layer (plain, gzip or zstd)"
                                       % (where, number, media_type))
         algorithm, hexdigest = parse_digest(layer.get("digest"), "%s: %s" % (where, number))
-        path = _inside(root, "blobs/%s/%s" % (algorithm, hexdigest), where)
+        path = archivecheck.inside(root, "blobs/%s/%s" % (algorithm, hexdigest), where)
         if not os.path.exists(path):
             raise errors.ArchiveError("%s: %s (%s) is missing: no blob %s%s" % (
                 where, number, diff_ids[index], path,
@@ -435,14 +276,14 @@ def _platform_entry(index: dict, where: str) -> dict:
 def _blob(root: str, descriptor: dict, where: str) -> str:
     """The path of a blob that exists and matches its descriptor's size and digest."""
     algorithm, expected = parse_digest(descriptor.get("digest"), where)
-    path = _inside(root, "blobs/%s/%s" % (algorithm, expected), where)
+    path = archivecheck.inside(root, "blobs/%s/%s" % (algorithm, expected), where)
     try:
         size = os.stat(path).st_size
     except OSError as exc:
         raise errors.ArchiveError("%s: cannot read the blob %s: %s" % (where, path, exc.strerror)) from None
     if isinstance(descriptor.get("size"), int) and size != descriptor["size"]:
         raise errors.ArchiveError("%s: the blob %s has %d bytes, its descriptor says %d" % (where, path, size, descriptor["size"]))
-    actual = _file_hash(path, algorithm)
+    actual = archivecheck.file_hash(path, algorithm)
     if actual != expected:
         raise errors.ArchiveError("%s: digest mismatch: the blob %s has the digest %s:%s" % (where, path, algorithm, actual))
     return path
@@ -465,13 +306,6 @@ def _diff_ids(root: str, config_path: str, layer_count: int) -> tuple:
     return config, diff_ids
 
 
-def _inside(root: str, name: str, where: str) -> str:
-    """``name`` resolved inside ``root``; a path that leaves it (``..``, an absolute path, a symlink) is refused."""
-    if not isinstance(name, str) or os.path.isabs(name) or not os.path.realpath(os.path.join(root, name)).startswith(root + os.sep):
-        raise errors.ArchiveError("%s: the path %r leads outside of the archive" % (where, name))
-    return os.path.realpath(os.path.join(root, name))
-
-
 def _load_json(root: str, path: str, what: str):
     try:
         with open(path, "rb") as handle:
@@ -480,14 +314,3 @@ def _load_json(root: str, path: str, what: str):
         raise errors.ArchiveError("image archive %s: cannot read %s (%s): %s" % (root, what, path, exc.strerror)) from None
     except ValueError as exc:
         raise errors.ArchiveError("image archive %s: %s (%s) is not valid JSON: %s" % (root, what, path, exc)) from None
-
-
-def _file_hash(path: str, algorithm: str) -> str:
-    """The hex digest of a file the archive names; a missing or unreadable one fails naming it."""
-    try:
-        found = fsutil.file_digest(path, algorithm)
-    except OSError as exc:
-        raise errors.ArchiveError("cannot read %s: %s" % (path, exc.strerror)) from None
-    if found is None:
-        raise errors.ArchiveError("cannot read %s: %s" % (path, os.strerror(errno.ENOENT)))
-    return found.partition(":")[2]

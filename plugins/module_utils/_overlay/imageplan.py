@@ -106,7 +106,7 @@ class ImageTask:
         plan = self._plan_import() if self.source is not None else self._plan_pull()
         self._plan_container(plan)
         if plan:
-            self.driver.require_supported()
+            self.driver.rules.require_supported()
         return plan
 
     def _scratch_dir(self) -> str:
@@ -186,11 +186,11 @@ class ImageTask:
             if not self.driver.exists(current):
                 raise errors.LayerNotFound("layer %s does not exist%s" % (current, "" if current == top else " (in the chain of %s)" % top),
                                            path=self.driver.dir(current), layer_id=current)
-            if self.driver.require_layer(current) != layout.IMAGE:
+            if self.driver.rules.require_layer(current) != layout.IMAGE:
                 raise errors.InvalidArgument("layer %s in the chain of %s is a container layer: an image is made of image layers"
                                              % (current, top), layer_id=current)
             found.append(current)
-            current = self.driver.parent_of(current)
+            current = self.driver.inventory.parent_of(current)
         return found[::-1]
 
     def _layer_blob(self, layer_id: str, parent: str | None, name: str) -> imagewriter.LayerBlob:
@@ -203,7 +203,7 @@ class ImageTask:
         plan: list = []
         if not self.driver.exists(self.top):
             raise errors.LayerNotFound("layer %s does not exist" % self.top, path=self.driver.dir(self.top), layer_id=self.top)
-        commit = self.driver.require_layer(self.top) == layout.CONTAINER
+        commit = self.driver.rules.require_layer(self.top) == layout.CONTAINER
         lower = self.driver.lower_id(self.top) if commit else None
         ids = self._chain(lower if commit else self.top)
         blobs = [self._layer_blob(layer_id, ids[number - 1] if number else None, "layer-%d" % number)

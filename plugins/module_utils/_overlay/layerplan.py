@@ -17,7 +17,8 @@ import dataclasses
 import os
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import decompress, errors, kernel, layout, operations
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.driver import check_storage_opt, validate_id
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.layout import validate_id
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.rules import check_storage_opt
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.fsutil import file_digest
 
 
@@ -131,12 +132,12 @@ class LayerTask:
             plan.append(operations.RemoveLayer(self.id, force=True, reason="; ".join(differences)))
         else:
             self._require_parent()
-        self.driver.require_supported()
+        self.driver.rules.require_supported()
         plan.append(operations.CreateLayer(self.id, self.parent, self.diff))
         return plan
 
     def _require_parent(self) -> None:
-        self.driver.require_parent(self.parent)
+        self.driver.rules.require_parent(self.parent)
 
     def _digest_of_diff(self) -> str:
         if self._digest is None:
@@ -174,11 +175,11 @@ class LayerTask:
     def _plan_absent(self, state: LayerState) -> list:
         plan = []
         if self._plan_clearing(state, plan):
-            self.driver.require_layer(self.id)
+            self.driver.rules.require_layer(self.id)
             if self.recursive:
                 return plan + self._plan_recursive()
             if not self.force:
-                self.driver.removal_blockers(self.id)
+                self.driver.rules.removal_blockers(self.id)
             plan.append(operations.RemoveLayer(self.id, force=self.force))
         return plan
 
@@ -230,7 +231,7 @@ class LayerTask:
         if not state.exists:
             raise errors.LayerNotFound("layer %s does not exist" % self.id, path=self.driver.dir(self.id), layer_id=self.id)
         self._require_parent()
-        dest = self.driver.export_target(self.id, self.dest)
+        dest = self.driver.rules.export_target(self.id, self.dest)
         parent = self._export_parent(state)
         # Deciding needs the digest of the diff: it is written to no file, only hashed.
         self._export = self.driver.diff(self.id, parent, None)

@@ -41,7 +41,7 @@ class MountState:
 def _unit_file(driver, layer_id: str) -> tuple:
     """The layer's mount unit name and the text of its file (None when there is none)."""
     try:
-        name = driver.unit_name(layer_id)
+        name = driver.persisted.unit_name(layer_id)
     except errors.OverlayError:
         # A path too long for a unit name has no unit; persist: true says why when asked for.
         return None, None
@@ -52,7 +52,7 @@ def load_mount(driver, layer_id: str) -> MountState:
     """The layer's kind, its path (merged dir or root), its holders, its live mount and its drift, its mount unit."""
     if not driver.exists(layer_id):
         return MountState(layer_id, None, driver.layout.merged(layer_id), (), False)
-    driver.require_layer(layer_id)
+    driver.rules.require_layer(layer_id)
     if driver.is_image(layer_id):
         return MountState(layer_id, layout.IMAGE, driver.layout.root(layer_id), (), False)
     mounts = kernel.read_mountinfo()
@@ -103,7 +103,7 @@ class MountTask:
         """The holder, mount and unit operations; raises where the task must be refused."""
         if self.state == "mounted" and self.persist:
             # Before anything else: a host that cannot mount the layer at boot gets nothing mounted.
-            self.driver.require_systemd()
+            self.driver.persisted.require_systemd()
         if state.kind is None:
             if self.state == "mounted":
                 raise errors.LayerNotFound("layer %s does not exist" % self.id, path=self.driver.dir(self.id), layer_id=self.id)
@@ -119,18 +119,18 @@ class MountTask:
         if dropped:
             plan.append(operations.DropHolders(self.id, holders=dropped))
         # The unit goes before the mount: left behind, it would mount the layer at boot with no holder.
-        if last_out and state.unit and self.driver.systemd_is_init() and self.driver.units.needs_uninstall(state.unit):
+        if last_out and state.unit and self.driver.persisted.systemd_is_init() and self.driver.units.needs_uninstall(state.unit):
             plan.append(operations.RemoveUnit(self.id, unit=state.unit))
         if last_out and state.mounted:
             plan.append(operations.Unmount(self.id, path=state.path))
         return plan
 
     def _plan_mounted(self, state: MountState) -> list:
-        self.label = self.driver.mount_label(self.label)
+        self.label = self.driver.rules.mount_label(self.label)
         unit = None
         if self.persist:
             # Rendered before anything is mounted, so a path the unit cannot carry mounts nothing.
-            unit, self._unit_text = self.driver.mount_unit(self.id, self.label)
+            unit, self._unit_text = self.driver.persisted.mount_unit(self.id, self.label)
         plan = []
         if self.holder not in state.holders:
             plan.append(operations.AddHolder(self.id, holder=self.holder))
@@ -169,8 +169,8 @@ class MountTask:
         if operations.Remount in staged:
             self.driver.remount(self.id, self.label)
         if operations.InstallUnit in staged:
-            self.driver.install_unit(self.id, self.label)
+            self.driver.persisted.install_unit(self.id, self.label)
         if operations.RemoveUnit in staged:
-            self.driver.remove_unit(self.id)
+            self.driver.persisted.remove_unit(self.id)
         if staged & {operations.DropHolders, operations.Unmount}:
             self.driver.unmount(self.id, self.holder, self.force)

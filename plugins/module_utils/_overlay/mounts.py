@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, kernel, layout, mountspec
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, kernel, layout, mountspec, systemd
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import idmap as idmap_mod
 
 # Docker's Get/Put keep one persisted holder per process, named after it.
@@ -129,3 +129,49 @@ class Mounts:
                 os.rmdir(merged)
         self.store.set_holders(layer_id, remaining)
         return changed
+
+
+class PersistedMounts:
+    """systemd mount units that bring a container layer's overlay back at boot."""
+
+    def __init__(self, paths: layout.Layout, store, mounts: Mounts, rules, units: systemd.UnitFiles, systemd_run_dir: str) -> None:
+        self.layout = paths
+        self.store = store
+        self.mounts = mounts
+        self.rules = rules
+        self.units = units
+        self.systemd_run_dir = systemd_run_dir
+
+    def systemd_is_init(self) -> bool:
+        """True when systemd is this host's init, so mount units mean something."""
+        return systemd.systemd_is_init(self.systemd_run_dir)
+
+    def require_systemd(self) -> None:
+        """Refuse ``persist`` on a host whose init is not systemd, before anything is mounted."""
+        systemd.require_systemd(self.systemd_run_dir)
+
+    def unit_name(self, layer_id: str) -> str:
+        """The name of the mount unit for the layer's merged dir."""
+        return systemd.unit_name_for(self.layout.merged(layer_id))
+
+    def mount_unit(self, layer_id: str, mount_label: str) -> tuple[str, str]:
+        """The mount unit's name and text: the overlay exactly as mount_overlay mounts it."""
+        lower, upper, work = self.mounts.overlay_dirs(layer_id)
+        merged = self.layout.merged(layer_id)
+        text = systemd.render_mount_unit("overlay", merged, "overlay", kernel.overlay_mount_data(lower, upper, work, mount_label),
+                                         "graphdriver.overlay layer %s" % layer_id, [lower, upper, work])
+        return systemd.unit_name_for(merged), text
+
+    def install_unit(self, layer_id: str, mount_label: str = "") -> bool:
+        """Write and enable the layer's mount unit (reload and enable only when it changed); whether anything changed."""
+        mount_label = self.rules.mount_label(mount_label)
+        self.require_systemd()
+        with self.store.layer_lock(layer_id):
+            self.rules.require_layer(layer_id)
+            return self.units.install(*self.mount_unit(layer_id, mount_label))
+
+    def remove_unit(self, layer_id: str) -> bool:
+        """Disable and remove the layer's mount unit; whether there was one."""
+        layout.validate_id(layer_id)
+        with self.store.layer_lock(layer_id):
+            return self.units.uninstall(self.unit_name(layer_id))

@@ -236,7 +236,7 @@ class PruneTask:
                 except (errors.LayerBusy, errors.NotALayer):
                     continue
             elif operation.reason == STALE_MERGED:
-                if driver.clear_stale_merged(operation.id):
+                if driver.recovery.clear_stale_merged(operation.id):
                     done.append(operation)
             elif driver.clear_leftovers(operation.id):
                 done.append(operation)

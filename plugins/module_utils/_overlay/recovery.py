@@ -75,3 +75,19 @@ class Recovery:
                 self.store.set_holders(layer_id, [])
                 cleared = True
         return cleared
+
+    def clear_stale_merged(self, layer_id: str) -> bool:
+        """Remove a container layer's empty ``merged/`` that has no mount and no holders (what a lazy unmount left); whether it did."""
+        layout.validate_id(layer_id)
+        with self.store.layer_lock(layer_id):
+            merged = self.layout.merged(layer_id)
+            if self.layout.kind(layer_id) != layout.CONTAINER or self.store.holders(layer_id):
+                return False
+            if kernel.mounts_at_or_below(kernel.read_mountinfo(), merged):
+                return False
+            try:
+                os.rmdir(merged)
+            except OSError:
+                # Gone, or no longer empty: in use again, or written to by hand; left alone.
+                return False
+        return True

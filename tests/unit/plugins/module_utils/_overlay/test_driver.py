@@ -27,7 +27,7 @@ import pytest
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import driver as driver_mod
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import changes as changes_mod
-from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, probe
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, kernel, probe, rules
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.faults import ENV_VAR
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.statestore import STATE_DIR
 
@@ -447,7 +447,7 @@ def test_a_mount_made_by_someone_else_has_no_holders(drv):
 
 
 def test_mount_label_is_dropped_with_a_warning_without_selinux(drv):
-    assert not driver_mod.selinux_enabled(), "this test expects a host without SELinux"
+    assert not rules.selinux_enabled(), "this test expects a host without SELinux"
     label = 'system_u:object_r:container_file_t:s0:c1,c2'
     assert kernel.overlay_mount_data("/l", "/u", "/w", label).endswith(',context="%s"' % label)
     drv.create("img", None)

@@ -54,7 +54,7 @@ class Host:
         return self.driver.layout.merged("c1")
 
     def unit_path(self) -> str:
-        return os.path.join(self.unit_dir, self.driver.unit_name("c1"))
+        return os.path.join(self.unit_dir, self.driver.persisted.unit_name("c1"))
 
 
 @pytest.fixture
@@ -68,7 +68,7 @@ def host(scratch):
 
 def test_persist_writes_the_live_mounts_options_and_enables_it_once(host):
     result = host.run(persist=True)
-    name = host.driver.unit_name("c1")
+    name = host.driver.persisted.unit_name("c1")
     assert result["unit"] == name == systemd.unit_name_for(host.merged)
     assert host.calls() == ["daemon-reload", "enable " + name]
     with open(host.unit_path(), encoding="utf-8") as handle:
@@ -99,7 +99,7 @@ def test_last_holder_out_removes_the_unit_before_unmounting(host):
     gone = host.run(holder="backup", state="unmounted")
     assert [op["op"] for op in gone["modifications"]] == ["drop_holders", "remove_unit", "unmount"]
     assert gone["unit"] is None and gone["mounted"] is False
-    assert host.calls() == ["disable " + host.driver.unit_name("c1"), "daemon-reload"]
+    assert host.calls() == ["disable " + host.driver.persisted.unit_name("c1"), "daemon-reload"]
     assert not os.path.exists(host.unit_path())
     assert host.driver.layer_record("c1")["unit"] is None
 

@@ -80,7 +80,7 @@ class World:
 
     def c1_persisted(self, *holders) -> None:
         self.c1_held(*holders)
-        self.driver.install_unit("c1")
+        self.driver.persisted.install_unit("c1")
 
     def c1_drifted(self, *holders) -> None:
         """c1 held by ``holders`` and mounted by hand with another upperdir and workdir."""
@@ -105,7 +105,7 @@ def _no_systemd(world: World) -> None:
 
 def _stale_unit(world: World) -> None:
     world.c1_persisted("web")
-    name = world.driver.unit_name("c1")
+    name = world.driver.persisted.unit_name("c1")
     with open(os.path.join(world.unit_dir, name), "a", encoding="utf-8") as handle:
         handle.write("# edited by hand\n")
 
