@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable
 
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay import errors, faults, fsutil, treecopy, whiteouts
+from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.realdirs import RealDirs
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarfeed import EntryReader, Feed, ReadFailed, quote as _quote
 from ansible_collections.graphdriver.overlay.plugins.module_utils._overlay.tarheader import BLK, CHR, DIR, FIFO, GLOBAL, LNK, REG, SYM, Header
 
@@ -40,13 +41,11 @@ if TYPE_CHECKING:  # pragma: no cover
 _CHUNK = 4 << 20
 # Go's time.Unix(0, 1<<63-1): the last instant Docker's Chtimes accepts (year 2262).
 _MAX_NS = (1 << 63) - 1
-_MAX_SYMLINKS = 40
 
 _DEVICE_BITS = {CHR: stat.S_IFCHR, BLK: stat.S_IFBLK, FIFO: stat.S_IFIFO}
 _IGNORED_XATTR_ERRNOS = (errno.ENOTSUP, errno.EOPNOTSUPP, errno.EPERM)
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _SETID_BITS = stat.S_ISUID | stat.S_ISGID
-_NO_ACL_ERRNOS = (errno.ENODATA, errno.ENOTSUP, errno.EOPNOTSUPP)
 
 
 @dataclass(frozen=True)
@@ -82,15 +81,6 @@ def _symlink_escapes(rel_dir: str, target: str) -> bool:
     return joined == ".." or joined.startswith("../")
 
 
-def _has_default_acl(path: str) -> bool:
-    """Whether new entries in the directory get their mode from a default ACL (unknown counts as yes)."""
-    try:
-        os.getxattr(path, "system.posix_acl_default", follow_symlinks=False)
-    except OSError as exc:
-        return exc.errno not in _NO_ACL_ERRNOS
-    return True
-
-
 def _times(atime: int | None, mtime: int, is_dir: bool) -> tuple[int, int]:
     """Docker's (atime, mtime) in ns: atime >= mtime for non-dirs, anything outside [1970, 2262] becomes the epoch."""
     if atime is None:
@@ -112,10 +102,13 @@ class _Applier(EntryReader):
         self.root = dest
         self.to_host = None if idmap is None or idmap.empty else idmap.to_host
         self.userns = userns
-        # Real directories known to exist below the root, as a tree of dicts keyed by name:
-        # a path whose every component is here has no symlink in it. Removing or replacing
-        # anything pops its subtree.
-        self.tree: dict = {}
+        self.dirs_known = RealDirs(dest)
+        # Bound once: resolving is on the per-entry path.
+        self.tree = self.dirs_known.tree
+        self.plain = self.dirs_known.plain
+        self.creator = self.dirs_known.creator
+        self._resolve = self.dirs_known.resolve
+        self._set_plain = self.dirs_known.set_plain
         self.unpacked: set = set()
         self.holds_unpacked: set = set()
         # Inodes this apply created: only their metadata may be changed through a hardlink.
@@ -127,12 +120,6 @@ class _Applier(EntryReader):
         self.devices_skipped = 0
         self.plnk_dir: str | None = None
         self.plnk: dict = {}
-        # The owner a new inode gets, and the real directories in the tree where it gets just
-        # that and the exact mode it was made with (not setgid, no default ACL, umask 0): there
-        # a chown to this owner and a chmod to that mode change nothing and are not made.
-        self.creator = (os.geteuid(), os.getegid())
-        self.plain: set = set()
-        self._set_plain(dest, os.lstat(dest).st_mode, False)
 
     def run(self) -> None:
         """Apply every entry in order, then the directory times in tar order."""
@@ -190,82 +177,6 @@ class _Applier(EntryReader):
         while parent not in holders and parent != self.root:
             holders.add(parent)
             parent = parent.rpartition("/")[0]
-
-    def _set_plain(self, path: str, mode: int, inherited: bool | None) -> None:
-        """Record whether new entries in the directory ``path`` get the creator's owner and their exact mode.
-
-        ``inherited`` is the parent's state for a directory this apply just made (it inherits the
-        parent's setgid bit and default ACL), None when its own ACL is not known, False to check it.
-        """
-        if mode & stat.S_ISGID or inherited is None:
-            plain = False
-        elif inherited:
-            plain = True
-        else:
-            plain = not _has_default_acl(path)
-        if plain:
-            self.plain.add(path)
-        else:
-            self.plain.discard(path)
-
-    def _resolve(self, head: str, name: str, create: bool):
-        """The real directory ``head`` (relative to the root) stands for, and its cache node.
-
-        Symlinks on the way are followed as if the root were ``/``. With ``create``, missing
-        directories are made with mode 0600 (Docker's quirk); without it, None when missing.
-        """
-        if not head:
-            return self.root, self.tree
-        node = self.tree
-        for part in head.split("/"):
-            node = node.get(part)
-            if node is None:
-                return self._resolve_slow(head.split("/"), name, create)
-        return self.root + "/" + head, node
-
-    def _resolve_slow(self, parts: list, name: str, create: bool):
-        stack = [(self.root, self.tree)]
-        pending = parts[::-1]
-        links = 0
-        while pending:
-            part = pending.pop()
-            if part in ("", "."):
-                continue
-            if part == "..":
-                if len(stack) > 1:
-                    stack.pop()
-                continue
-            path, node = stack[-1]
-            candidate = path + "/" + part
-            child = node.get(part)
-            if child is None:
-                made = False
-                try:
-                    mode = os.lstat(candidate).st_mode
-                except FileNotFoundError:
-                    if not create:
-                        return None
-                    os.mkdir(candidate, 0o600)
-                    mode = stat.S_IFDIR
-                    made = True
-                if stat.S_ISLNK(mode):
-                    links += 1
-                    if links > _MAX_SYMLINKS:
-                        raise errors.ArchiveError("entry %s: too many levels of symbolic links in its path" % _quote(name))
-                    target = os.readlink(candidate)
-                    if target.startswith("/"):
-                        del stack[1:]
-                    pending.extend(reversed(target.split("/")))
-                    continue
-                if not stat.S_ISDIR(mode):
-                    if not create:
-                        return None
-                    raise errors.ArchiveError("cannot create entry %s: %s is not a directory"
-                                              % (_quote(name), _quote(candidate[len(self.root) + 1:])))
-                child = node[part] = {}
-                self._set_plain(candidate, mode, (path in self.plain or None) if made else False)
-            stack.append((candidate, child))
-        return stack[-1]
 
     def _remove(self, path: str, node: dict | None, name: str) -> None:
         """Docker's RemoveAll: whatever is at ``path`` goes, a directory with its subtree."""
