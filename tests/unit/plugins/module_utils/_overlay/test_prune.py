@@ -177,6 +177,12 @@ def test_prune_racing_eight_processes_leaves_every_held_and_kept_layer_whole(drv
     images, containers = ["img0", "img1"], ["c%d" % i for i in range(5)]
     diff = tf.write_tar(os.path.join(scratch, "diff.tar"), BASE)
     drv.create("img0", None, diff_path=diff)
+    # Layers no worker touches: prune has something to remove however the race goes; and a
+    # kept container that the workers can mount from the start.
+    unused = ["unused%d" % i for i in range(3)]
+    for layer_id in unused:
+        drv.create(layer_id, None, diff_path=diff)
+    drv.create("c0", "img0")
     procs = []
     for index in range(CHURN_WORKERS):
         args = {"seed": 9100 + index, "holder": "w%d" % index, "images": images, "containers": containers,
@@ -184,12 +190,14 @@ def test_prune_racing_eight_processes_leaves_every_held_and_kept_layer_whole(drv
         procs.append(subprocess.Popen([tf.sys.executable, tf.WORKER, drv.home, "churn", tf.json.dumps(args)], env=tf.worker_env(),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     prunes = removed = 0
+    swept: set = set()
     while any(proc.poll() is None for proc in procs):
-        result = prune(driver_mod.Driver(drv.home), layers=True, keep=["img0"])
+        result = prune(driver_mod.Driver(drv.home), layers=True, keep=["img0", "c0"])
         prunes += 1
         removed += len(result["removed"])
-        # The workers themselves may remove img0; prune never does.
-        assert "img0" not in [entry["id"] for entry in result["removed"]], result
+        swept.update(entry["id"] for entry in result["removed"])
+        # The workers themselves may remove img0 and c0; prune never does.
+        assert not {"img0", "c0"} & {entry["id"] for entry in result["removed"]}, result
     results = []
     for index, proc in enumerate(procs):
         stdout, stderr = proc.communicate(timeout=60)
@@ -201,7 +209,7 @@ def test_prune_racing_eight_processes_leaves_every_held_and_kept_layer_whole(drv
             outcomes[outcome] = outcomes.get(outcome, 0) + count
     unexpected = {o: n for o, n in outcomes.items() if not o.endswith(":ok") and o.split(":")[1] not in ("LayerConflict", "LayerNotFound", "LayerBusy")}
     assert unexpected == {}, outcomes
-    assert prunes > 3 and removed > 0 and outcomes.get("mount:ok"), (prunes, removed, outcomes)
+    assert prunes > 3 and set(unused) <= swept and outcomes.get("mount:ok"), (prunes, removed, sorted(swept), outcomes)
 
     believed = sorted((layer_id, "w%d" % index) for index, r in enumerate(results) for layer_id in r["held"])
     persisted = sorted((layer_id, holder) for layer_id in drv.list_layers() for holder in drv.store.holders(layer_id))
