@@ -92,6 +92,9 @@ class Rules:
         found = self.layout.kind(layer_id)
         if found is None:
             path = self.layout.dir(layer_id)
+            if not os.path.lexists(path):
+                # Removed by another process (renamed into trash) since the caller saw it.
+                raise errors.LayerNotFound("layer %s does not exist (looked for %s)" % (layer_id, path), path=path, layer_id=layer_id)
             raise errors.NotALayer(layout.not_a_layer_message(self.home, path), path=path, layer_id=layer_id)
         return found
 
