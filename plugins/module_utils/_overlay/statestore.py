@@ -144,7 +144,7 @@ class StateStore:
         try:
             with open(path, "rb") as handle:
                 raw = handle.read()
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
             return None
         except OSError as error:
             raise errors.CorruptState("%s %s cannot be read (%s): %s" % (what, path, error.strerror or error, fix)) from None
@@ -269,7 +269,8 @@ class StateStore:
             return list(memo[("entries", sub)])
         try:
             found = sorted(os.listdir(self._path(sub)))
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):
+            # A home that is a file (facts report it) holds no state.
             found = []
         if memo is not None:
             memo[("entries", sub)] = tuple(found)
